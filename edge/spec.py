@@ -1,0 +1,46 @@
+"""The device contract: names and numbers every stage shares.
+
+Training, ingestion and the edge runner import these instead of restating them, so the
+model on the device and the data it was trained on cannot drift apart. Pure Python.
+"""
+
+# Class names in model-output order (the Kaggle COVID-19 Radiography Database folders).
+# A dataset may configure its own; this is the default and the order the demo uses.
+CLASS_NAMES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
+# The class whose recall is gated: a missed COVID case costs more than a false alarm.
+PRIORITY_CLASS = "COVID"
+
+# Model input: a square 8-bit grayscale image resized to IMAGE_SIZE, as float32 0..255,
+# shape [batch, size, size, 1]. Standardisation happens inside the model.
+DEFAULT_IMAGE_SIZE = 224
+DEMO_IMAGE_SIZE = 64
+
+# tf.Example feature keys written by the ExampleGen and read by the Trainer.
+IMAGE_KEY = "image"  # bytes: PNG, 8-bit grayscale
+LABEL_KEY = "label"  # int64: index into the class names
+LABEL_NAME_KEY = "label_name"  # bytes
+SOURCE_PATH_KEY = "source_path"  # bytes: path relative to the data root
+CONTENT_HASH_KEY = "content_hash"  # bytes: sha256 hex of the decoded 8-bit pixels
+WIDTH_KEY = "width"  # int64: original width
+HEIGHT_KEY = "height"  # int64: original height
+
+SPLITS = ("train", "eval", "test")
+
+# Files in a pushed model directory.
+MODEL_FILENAME = "model.tflite"
+LABELS_FILENAME = "labels.txt"
+MANIFEST_FILENAME = "manifest.json"
+
+# Tensor names of the exported models. The TFLite file keeps the SavedModel's
+# "serving_tensor" signature: input IMAGE_TENSOR_KEY float32 [1, size, size, 1] (0..255),
+# outputs PROBABILITIES_KEY [1, classes], optional ATTENTION_KEY_PREFIX + "1", "2", ...
+# [1, h, w, 1] in 0..1, and optional EMBEDDING_KEY [1, dims] (Siamese).
+IMAGE_TENSOR_KEY = "image"
+IMAGE_BYTES_KEY = "image_bytes"  # serving_default input: encoded PNG/JPEG bytes
+PROBABILITIES_KEY = "probabilities"
+ATTENTION_KEY_PREFIX = "attention_"
+EMBEDDING_KEY = "embedding"
+# SavedModel signature names.
+SERVING_SIGNATURE = "serving_default"  # encoded image bytes in
+EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in (TFMA Evaluator)
+TENSOR_SIGNATURE = "serving_tensor"  # preprocessed float tensor in (TFLite conversion)
