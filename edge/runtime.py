@@ -1,0 +1,189 @@
+"""The TFLite interpreter behind one small interface: float32 0..255 in, float32 maps out.
+
+Uses ai-edge-litert (LiteRT) and falls back to tflite-runtime where LiteRT has no wheel; says
+which one runs. `ModelRunner` calls the model's `serving_tensor` signature (spec), quantizes
+the input and dequantizes the outputs of int8/uint8 models with the tensors' own parameters, so
+float32, float16, dynamic-range and integer models look alike to the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edge import spec
+
+# Set to "tflite_runtime" to force the fallback (for comparisons); default: LiteRT first.
+RUNTIME_ENV = "CXR_EDGE_RUNTIME"
+
+
+class RuntimeUnavailable(ImportError):
+    """Neither ai-edge-litert nor tflite-runtime is importable."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output as the caller sees it."""
+
+    key: str  # signature key (e.g. "probabilities"), or the tensor name without a signature
+    dtype: str  # the tensor's own dtype: float32, int8, uint8, ...
+    shape: tuple[int, ...]
+    scale: float  # 0.0 when the tensor is not quantized
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and self.dtype in ("int8", "uint8", "int16")
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "quantization": {"scale": self.scale, "zero_point": self.zero_point}
+            if self.quantized
+            else None,
+        }
+
+
+def interpreter_class():
+    """Returns (Interpreter class, "package version") for the runtime that will be used."""
+    preferred = os.environ.get(RUNTIME_ENV, "ai_edge_litert")
+    order = ["ai_edge_litert", "tflite_runtime"]
+    if preferred == "tflite_runtime":
+        order.reverse()
+    failures = []
+    for package in order:
+        try:
+            if package == "ai_edge_litert":
+                from ai_edge_litert.interpreter import Interpreter
+
+                return Interpreter, f"ai-edge-litert {_version('ai-edge-litert')}"
+            from tflite_runtime.interpreter import Interpreter
+
+            return Interpreter, f"tflite-runtime {_version('tflite-runtime')}"
+        except ImportError as err:  # tflite-runtime also fails this way under NumPy 2
+            failures.append(f"{package}: {err}")
+    raise RuntimeUnavailable(
+        "no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime). "
+        + "; ".join(failures)
+    )
+
+
+class ModelRunner:
+    """Runs one .tflite model through its tensor signature, one image at a time."""
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None):
+        interpreter_type, self.runtime = interpreter_class()
+        self.model_path = Path(model_path)
+        try:
+            self._interpreter = interpreter_type(
+                model_path=str(self.model_path), num_threads=threads
+            )
+        except (ValueError, RuntimeError) as err:
+            raise ValueError(f"{self.model_path} is not a loadable TFLite model: {err}") from err
+        self.threads = threads
+        signatures = self._interpreter.get_signature_list()
+        if spec.TENSOR_SIGNATURE in signatures:
+            self.signature = spec.TENSOR_SIGNATURE
+        elif len(signatures) == 1:
+            self.signature = next(iter(signatures))
+        else:
+            self.signature = None  # no signatures: plain input/output tensors
+        if self.signature is not None:
+            self._runner = self._interpreter.get_signature_runner(self.signature)
+            inputs = self._runner.get_input_details()
+            outputs = self._runner.get_output_details()
+        else:
+            self._runner = None
+            self._interpreter.allocate_tensors()
+            inputs = {d["name"]: d for d in self._interpreter.get_input_details()}
+            outputs = _name_plain_outputs(self._interpreter.get_output_details())
+        if len(inputs) != 1:
+            raise ValueError(f"expected one image input, the model has {sorted(inputs)}")
+        self._input_detail = next(iter(inputs.values()))
+        self.input = _tensor_info(next(iter(inputs)), self._input_detail)
+        self._output_details = outputs
+        self.outputs = {key: _tensor_info(key, detail) for key, detail in outputs.items()}
+        if spec.PROBABILITIES_KEY not in self.outputs:
+            raise ValueError(
+                f"the model has no {spec.PROBABILITIES_KEY!r} output (outputs: "
+                f"{sorted(self.outputs)}); export it with the {spec.TENSOR_SIGNATURE!r} signature"
+            )
+        shape = self.input.shape
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 1:
+            raise ValueError(f"expected an input of shape [1, size, size, 1], got {list(shape)}")
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input.shape[1])
+
+    @property
+    def class_count(self) -> int:
+        return int(self.outputs[spec.PROBABILITIES_KEY].shape[-1])
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 [size, size, 1] in 0..255 -> {output key: float32 array without batch axis}."""
+        batch = _quantize(np.asarray(image, np.float32)[None], self.input)
+        if self._runner is not None:
+            raw = self._runner(**{self.input.key: batch})
+        else:
+            self._interpreter.set_tensor(self._input_detail["index"], batch)
+            self._interpreter.invoke()
+            raw = {
+                key: self._interpreter.get_tensor(detail["index"])
+                for key, detail in self._output_details.items()
+            }
+        return {key: _dequantize(raw[key], self.outputs[key])[0] for key in self.outputs}
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+def _tensor_info(key: str, detail: dict) -> TensorInfo:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorInfo(
+        key=key,
+        dtype=np.dtype(detail["dtype"]).name,
+        shape=tuple(int(n) for n in detail["shape"]),
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
+
+
+def _name_plain_outputs(details: list[dict]) -> dict[str, dict]:
+    """Without a signature, name outputs by shape: [1, C] is probabilities, [1, h, w, 1] maps."""
+    named: dict[str, dict] = {}
+    maps = 0
+    for detail in details:
+        rank = len(detail["shape"])
+        if rank == 2 and spec.PROBABILITIES_KEY not in named:
+            named[spec.PROBABILITIES_KEY] = detail
+        elif rank == 4:
+            maps += 1
+            named[f"{spec.ATTENTION_KEY_PREFIX}{maps}"] = detail
+        else:
+            named[detail["name"]] = detail
+    return named
+
+
+def _quantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:
+    if not info.quantized:
+        return values.astype(info.dtype)
+    limits = np.iinfo(info.dtype)
+    quantized = np.rint(values / info.scale + info.zero_point)
+    return np.clip(quantized, limits.min, limits.max).astype(info.dtype)
+
+
+def _dequantize(values: np.ndarray, info: TensorInfo) -> np.ndarray:
+    if not info.quantized:
+        return np.asarray(values, np.float32)
+    return ((values.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
