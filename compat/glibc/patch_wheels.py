@@ -123,13 +123,31 @@ def weaken_version_needs(path):
     loader; the symbols themselves then resolve to the shim's unversioned definitions.
     """
     data = bytearray(path.read_bytes())
+    weakened = []
+    for flags_offset, name, flags in _version_need_entries(data, path):
+        if name in TOO_NEW_VERSIONS:
+            struct.pack_into("<H", data, flags_offset, flags | VER_FLG_WEAK)
+            weakened.append(name.decode())
+    if weakened:
+        path.write_bytes(bytes(data))
+    return weakened
+
+
+def version_needs(path):
+    """{version name: weak?} for every version need of an ELF file (for tests and checks)."""
+    data = path.read_bytes()
+    return {name.decode(): bool(flags & VER_FLG_WEAK)
+            for _offset, name, flags in _version_need_entries(data, path)}
+
+
+def _version_need_entries(data, path):
+    """Yield (offset of vna_flags, version name, flags) for each Vernaux of .gnu.version_r."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise SystemExit(f"{path}: not a little-endian ELF64 file")
     e_shoff, = struct.unpack_from("<Q", data, 0x28)
     e_shentsize, e_shnum = struct.unpack_from("<HH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize)
                 for i in range(e_shnum)]
-    weakened = []
     for _name, sh_type, _flags, _addr, offset, _size, link, info, _align, _ent in sections:
         if sh_type != SHT_GNU_VERNEED:
             continue
@@ -141,15 +159,9 @@ def weaken_version_needs(path):
             for _ in range(count):
                 _hash, flags, _other, name_off, aux_next = struct.unpack_from("<IHHII", data, aux)
                 start = strtab_offset + name_off
-                name = bytes(data[start:data.index(b"\0", start)])
-                if name in TOO_NEW_VERSIONS:
-                    struct.pack_into("<H", data, aux + 4, flags | VER_FLG_WEAK)
-                    weakened.append(name.decode())
+                yield aux + 4, bytes(data[start:data.index(b"\0", start)]), flags
                 aux += aux_next
             need += next_off
-    if weakened:
-        path.write_bytes(bytes(data))
-    return weakened
 
 
 if __name__ == "__main__":
