@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheelhouse", required=True, type=Path)
-    parser.add_argument("--python-version", default="%d.%d" % sys.version_info[:2])
+    parser.add_argument("--python-version", default="{}.{}".format(*sys.version_info[:2]))
     parser.add_argument("--force", action="store_true", help="patch even on glibc >= 2.39")
     parser.add_argument("requirements", nargs="+", help="exact pins, e.g. ml-metadata==1.21.0")
     args = parser.parse_args(argv)

@@ -28,7 +28,8 @@ def test_mlmd_sqlite_store_round_trips_an_artifact(tmp_path):
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(tmp_path / "mlmd.sqlite")
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    sqlite = metadata_store_pb2.SqliteMetadataSourceConfig
+    config.sqlite.connection_mode = sqlite.READWRITE_OPENCREATE
     store = metadata_store.MetadataStore(config)
     artifact_type = metadata_store_pb2.ArtifactType(name="XRayModel")
     artifact_type.properties["variant"] = metadata_store_pb2.STRING
