@@ -1,0 +1,385 @@
+"""cxr-edge: classify chest X-rays with a TFLite model on any CPU, without TensorFlow.
+
+    cxr-edge classify --model DIR_OR_TFLITE IMAGES_OR_FOLDERS... [--format table|json|csv]
+    cxr-edge bench --model M [--threads N] [--runs N]
+    cxr-edge info --model M
+
+Records go to stdout (or --out); progress and messages to stderr. Exit codes: 0 every image
+classified, 1 at least one image failed, 2 bad usage or a model that was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge import heatmap
+from edge.classifier import STATUS_ERROR, Classifier, ClassifierOptions
+from edge.imageio import DICOM_SUFFIXES, ImageError
+from edge.manifest import ManifestError
+from edge.runtime import RuntimeUnavailable
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
+EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE = 0, 1, 2
+PROGRESS_MIN_FILES = 20  # shorter batches finish before a bar helps
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (ManifestError, RuntimeUnavailable, ValueError) as err:
+        print(f"cxr-edge: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# ---------------------------------------------------------------------------- classify
+
+
+def classify_command(args) -> int:
+    classifier = _open(args)
+    print(f"cxr-edge: {classifier.runtime}, model {args.model}", file=sys.stderr)
+    files = list(iter_inputs(args.inputs))
+    if args.heatmaps:
+        if classifier.has_attention:
+            Path(args.heatmaps).mkdir(parents=True, exist_ok=True)
+        else:
+            print("cxr-edge: the model has no attention outputs; no heatmaps", file=sys.stderr)
+    progress = _Progress(len(files), args.progress)
+    records = []
+    heatmap_names: set[str] = set()
+    for path in files:
+        records.append(classify_file(classifier, path, args.heatmaps, heatmap_names))
+        progress.step(path)
+    progress.done()
+    text = format_records(records, classifier.class_names, args.format)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    failed = sum(record["status"] == STATUS_ERROR for record in records)
+    print(f"cxr-edge: {len(records)} images, {failed} failed", file=sys.stderr)
+    return EXIT_FILES_FAILED if failed else EXIT_OK
+
+
+def classify_file(
+    classifier: Classifier, path: Path, heatmap_dir: str | None, used_names: set[str]
+) -> dict:
+    """One record per file, whatever happens to it."""
+    started = time.perf_counter()
+    record = {"path": str(path)}
+    try:
+        gray = classifier.load(path)
+        prediction = classifier.classify(gray)
+    except ImageError as err:
+        record.update(status=STATUS_ERROR, reason=err.reason, error=err.message)
+    except (OSError, ValueError, RuntimeError) as err:  # the batch goes on
+        record.update(status=STATUS_ERROR, reason="inference_failed", error=str(err))
+    else:
+        record.update(
+            status=prediction.status,
+            predicted_class=prediction.predicted_class,
+            probability=round(prediction.top_probability, 6),
+            probabilities={
+                name: round(float(p), 6)
+                for name, p in zip(classifier.class_names, prediction.probabilities, strict=True)
+            },
+            inference_ms=round(prediction.inference_ms, 3),
+        )
+        if heatmap_dir and prediction.attention:
+            record["heatmaps"] = _write_heatmaps(
+                path, gray, prediction.attention, heatmap_dir, used_names
+            )
+    record["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return record
+
+
+def iter_inputs(inputs: list[str]):
+    """Files as given, folders walked recursively in sorted order.
+
+    Inside folders only image-looking names are taken (plus extensionless DICOM); an entry
+    named like an image that is not a regular file (say a directory x.png) is yielded so it
+    gets an error record instead of vanishing.
+    """
+    for item in inputs:
+        path = Path(item)
+        if not path.is_dir():
+            yield path
+            continue
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            root_path = Path(root)
+            for name in sorted(names + [d for d in dirs if _is_image_name(d)]):
+                if name.startswith("."):
+                    continue
+                candidate = root_path / name
+                if _is_image_name(name) or _is_extensionless_dicom(candidate):
+                    yield candidate
+            dirs[:] = [d for d in dirs if not _is_image_name(d) and not d.startswith(".")]
+
+
+def format_records(records: list[dict], class_names, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if fmt == "csv":
+        return _records_csv(records, class_names)
+    return _records_table(records, class_names)
+
+
+def _write_heatmaps(path: Path, gray, attention: dict, heatmap_dir: str, used: set) -> list[str]:
+    """DIR/<image stem>.<attention key>.png; same-named images in other folders get _2, _3."""
+    stem, counter = path.stem, 1
+    while stem in used:
+        counter += 1
+        stem = f"{path.stem}_{counter}"
+    used.add(stem)
+    written = []
+    for key, values in attention.items():
+        out = Path(heatmap_dir) / f"{stem}.{key}.png"
+        heatmap.save_overlay(gray, values, out)
+        written.append(str(out))
+    return written
+
+
+def _records_csv(records: list[dict], class_names) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["path", "status", "predicted_class", "probability"]
+        + [f"p_{name}" for name in class_names]
+        + ["latency_ms", "reason", "error"]
+    )
+    for record in records:
+        probabilities = record.get("probabilities", {})
+        writer.writerow(
+            [record["path"], record["status"], record.get("predicted_class", ""),
+             record.get("probability", "")]
+            + [probabilities.get(name, "") for name in class_names]
+            + [record["latency_ms"], record.get("reason", ""), record.get("error", "")]
+        )  # fmt: skip
+    return buffer.getvalue()
+
+
+def _records_table(records: list[dict], class_names) -> str:
+    header = ["path", "status", "class", "p"] + list(class_names) + ["ms", "error"]
+    rows = [header]
+    for record in records:
+        if record["status"] == STATUS_ERROR:
+            blanks = ["-"] * (len(class_names) + 1)
+            rows.append(
+                [record["path"], "error", record["reason"]]
+                + blanks
+                + [f"{record['latency_ms']:.1f}", record["error"][:80]]
+            )
+            continue
+        probabilities = record["probabilities"]
+        rows.append(
+            [record["path"], record["status"], record["predicted_class"],
+             f"{record['probability']:.3f}"]
+            + [f"{probabilities[name]:.3f}" for name in class_names]
+            + [f"{record['latency_ms']:.1f}"]
+        )  # fmt: skip
+    return _table(rows)
+
+
+# ---------------------------------------------------------------------------- bench
+
+
+def bench_command(args) -> int:
+    started = time.perf_counter()
+    classifier = _open(args)
+    if args.image:
+        model_input = _model_input_for(classifier, args.image)
+    else:  # a fixed mid-gray gradient: latency does not depend on content
+        size = classifier.input_size
+        model_input = np.linspace(0, 255, size * size, dtype=np.float32).reshape(size, size, 1)
+    classifier.predict(model_input)
+    cold_start_ms = (time.perf_counter() - started) * 1000
+    latencies = []
+    for _ in range(args.runs):
+        tick = time.perf_counter()
+        classifier.predict(model_input)
+        latencies.append((time.perf_counter() - tick) * 1000)
+    result = {
+        "model": str(args.model),
+        "runtime": classifier.runtime,
+        "threads": args.threads,
+        "input_size": classifier.input_size,
+        "runs": args.runs,
+        "cold_start_ms": round(cold_start_ms, 2),
+        "latency_ms_median": round(statistics.median(latencies), 3),
+        "latency_ms_p90": round(float(np.percentile(latencies, 90)), 3),
+        "images_per_s": round(1000 * len(latencies) / sum(latencies), 2),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    table = _table([["metric", "value"]] + [[key, str(value)] for key, value in result.items()])
+    print(table, file=sys.stderr, end="")
+    text = json.dumps(result, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _model_input_for(classifier: Classifier, image: str):
+    from edge.preprocess import to_model_input
+
+    return to_model_input(classifier.load(image), classifier.input_size)
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+
+
+# ---------------------------------------------------------------------------- info
+
+
+def info_command(args) -> int:
+    classifier = _open(args)
+    model = classifier.model
+    runner = model.runner
+    manifest = model.manifest or {}
+    info = {
+        "model": str(args.model),
+        "model_file": str(runner.model_path),
+        "runtime": runner.runtime,
+        "signature": runner.signature,
+        "verified_manifest": model.manifest is not None,
+        "input": runner.input.as_dict(),
+        "outputs": [info.as_dict() for info in runner.outputs.values()],
+        "class_names": list(model.class_names),
+        "variant": manifest.get("variant"),
+        "metrics": manifest.get("metrics", {}),
+        "synthetic_data": manifest.get("synthetic_data"),
+        "pipeline_run_id": manifest.get("pipeline_run_id"),
+        "created_at": manifest.get("created_at"),
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return EXIT_OK
+    rows = [["field", "value"]]
+    for key, value in info.items():
+        if key == "outputs":
+            rows += [[f"output {o['key']}", _describe_tensor(o)] for o in value]
+        elif key == "input":
+            rows.append(["input " + value["key"], _describe_tensor(value)])
+        elif key == "metrics":
+            rows += [[f"metric {name}", str(metric)] for name, metric in sorted(value.items())]
+        else:
+            rows.append([key, ", ".join(value) if isinstance(value, list) else str(value)])
+    sys.stdout.write(_table(rows))
+    return EXIT_OK
+
+
+def _describe_tensor(tensor: dict) -> str:
+    text = f"{tensor['dtype']} {tensor['shape']}"
+    if tensor["quantization"]:
+        q = tensor["quantization"]
+        text += f" (scale {q['scale']:.6g}, zero point {q['zero_point']})"
+    return text
+
+
+# ---------------------------------------------------------------------------- shared
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxr-edge", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="name", required=True)
+
+    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--model", required=True, help="pushed model directory or .tflite")
+        sub.add_argument("--threads", type=int, default=None, help="interpreter threads")
+        sub.set_defaults(command=handler)
+        return sub
+
+    classify = add("classify", classify_command, "classify images and folders of images")
+    classify.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
+    classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    classify.add_argument("--out", help="write the records here instead of stdout")
+    classify.add_argument("--heatmaps", metavar="DIR", help="write attention overlays (PNG)")
+    classify.add_argument(
+        "--refer-below",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="status 'refer' when the top probability is under P (a clinician should look)",
+    )
+    classify.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+
+    bench = add("bench", bench_command, "measure cold start, latency, throughput, memory")
+    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--image", help="benchmark on this image (default: a synthetic one)")
+    bench.add_argument("--out", help="also write the JSON here")
+
+    info = add("info", info_command, "show interpreter, tensors, classes and manifest metrics")
+    info.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _open(args) -> Classifier:
+    options = ClassifierOptions(threads=args.threads, refer_below=getattr(args, "refer_below", 0.0))
+    return Classifier.open(args.model, options)
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _is_extensionless_dicom(path: Path) -> bool:
+    if path.suffix or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows if i < len(row)) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [str(cell).ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+class _Progress:
+    """A one-line bar on stderr for long batches; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, mode: str):
+        tty = sys.stderr.isatty()
+        self.enabled = mode == "always" or (mode == "auto" and tty and total >= PROGRESS_MIN_FILES)
+        self.total, self.count, self.started = total, 0, time.perf_counter()
+
+    def step(self, path: Path) -> None:
+        self.count += 1
+        if not self.enabled:
+            return
+        filled = int(30 * self.count / max(self.total, 1))
+        rate = self.count / max(time.perf_counter() - self.started, 1e-9)
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.count}/{self.total} "
+            f"{rate:.1f} img/s {path.name[:30]:<30}"
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
