@@ -1,0 +1,104 @@
+"""Training hyperparameters: one dataclass, filled from the TFX Trainer's `custom_config`.
+
+Defaults are the recipe measured on 2 CPU cores without ImageNet weights (see FINDINGS /
+BUILD_NOTES): per-image standardisation inside the model, BatchNorm momentum 0.9 plus
+recalibration before each evaluation, AdamW, label smoothing, warmup then cosine decay.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from edge import spec
+
+MODEL_KINDS = ("baseline", "attention", "siamese")
+ATTENTION_NORMALISATIONS = ("sigmoid", "softmax")
+SIAMESE_CLASSIFIERS = ("auto", "prototype", "knn")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str = "attention"  # baseline | attention | siamese
+    class_names: tuple[str, ...] = spec.CLASS_NAMES
+    image_size: int = spec.DEFAULT_IMAGE_SIZE
+    # EfficientNetB0 weights: "none" (offline default), "imagenet" (Keras download) or a path.
+    weights: str = "none"
+    seed: int = 42
+
+    # Optimisation.
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    class_weighting: bool = True  # inverse-frequency class weights against imbalance
+    early_stopping_patience: int = 6  # epochs without a better eval macro F1
+    min_epochs: int = 1
+    max_train_seconds: float | None = None  # stop after the epoch that crosses it
+    verbose: int = 2  # Keras progress: 1 = progress bar, 2 = one line per epoch
+
+    # BatchNorm trap (FINDINGS): faster moving averages and a recalibration pass before eval.
+    bn_momentum: float = 0.9
+    bn_recalibration_batches: int = 10
+
+    # Augmentation (training only): random shift as a fraction of the side; flips are off by
+    # default because a chest X-ray is not left/right symmetric.
+    augment_shift: float = 0.08
+    augment_flip: bool = False
+
+    # Attention gates (Schlemper et al. 2018).
+    attention_channels: int = 128  # inter-channel width; the original used 1280 (49.6M params)
+    attention_normalisation: str = "sigmoid"  # sigmoid | softmax ("mean-flow": sums to 1)
+    attention_subsample: int = 1  # θ stride; block6/7 already share the final map's grid
+
+    # Siamese.
+    siamese_backbone: str = "attention"  # attention | baseline
+    embedding_dims: int = 128
+    triplet_margin: float = 1.0
+    pk_classes: int = 4  # P classes per batch
+    pk_images: int = 8  # K images per class
+    steps_per_epoch: int | None = None  # Siamese: P×K batches per epoch (default ≈ N/(P·K))
+    siamese_classifier: str = "auto"  # auto | prototype | knn (auto: the better on eval)
+    knn_k: int = 5
+    knn_reference_per_class: int = 32  # bounded reference set stored in the model
+    prototype_temperature: float = 0.1
+    embedding_plots: bool = True
+
+    def __post_init__(self):
+        self.class_names = tuple(self.class_names)
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {MODEL_KINDS}, got {self.model!r}")
+        if self.attention_normalisation not in ATTENTION_NORMALISATIONS:
+            raise ValueError(
+                f"attention_normalisation must be one of {ATTENTION_NORMALISATIONS}, "
+                f"got {self.attention_normalisation!r}"
+            )
+        if self.siamese_classifier not in SIAMESE_CLASSIFIERS:
+            raise ValueError(
+                f"siamese_classifier must be one of {SIAMESE_CLASSIFIERS}, "
+                f"got {self.siamese_classifier!r}"
+            )
+        if self.siamese_backbone not in ("attention", "baseline"):
+            raise ValueError(f"siamese_backbone must be attention|baseline, got "
+                             f"{self.siamese_backbone!r}")
+        if len(self.class_names) < 2:
+            raise ValueError("need at least two class names")
+        if self.image_size < 32:
+            raise ValueError(f"image_size must be >= 32 (EfficientNet strides 32), "
+                             f"got {self.image_size}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> "TrainConfig":
+        """Builds the config from a Trainer's custom_config; unknown keys are an error."""
+        custom_config = dict(custom_config or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(custom_config) - known)
+        if unknown:
+            raise ValueError(f"unknown custom_config keys: {unknown}; known: {sorted(known)}")
+        return cls(**custom_config)

@@ -1,0 +1,113 @@
+"""Attention-gated EfficientNetB0: grid attention gates (Schlemper et al. 2018, "Attention-Gated
+Networks for Improving Ultrasound Scan Plane Detection").
+
+Two gates read intermediate B0 feature maps x (block6: 192 channels, block7: 320 channels) and
+are gated by the final 1280-channel map g. Each gate:
+
+    θ = strided conv(x)                 # x brought to the gating grid
+    φ = 1×1 conv(g), resized to θ's grid
+    f = leaky-ReLU(θ + φ)
+    ψ = 1×1 conv(f) → 1 channel
+    α = normalise(ψ)                    # sigmoid, or softmax over positions (sums to 1)
+    y = α (upsampled to x's grid) · x
+    ĝ = Σ_spatial BN(W·y)               # W: 1×1 conv
+
+and the head classifies concat(ĝ1, ĝ2, GAP(g)). The attention maps α are extra outputs so
+the edge runner can draw them. In B0 both x maps already share g's 1/32 grid, so θ's stride
+(`attention_subsample`) defaults to 1; the paper's 2 would leave a 1×1 map at 64 px.
+"""
+
+import tensorflow as tf
+import tf_keras
+from tf_keras import layers
+
+from edge import spec
+from trainer.config import TrainConfig
+from trainer.models import backbone
+
+
+def build_attention_model(config: TrainConfig) -> tf_keras.Model:
+    image = backbone.image_input(config)
+    features, attention_maps = attention_features(image, config)
+    features = layers.Dropout(config.dropout, name="head_dropout")(features)
+    probabilities = layers.Dense(
+        config.num_classes, activation="softmax", name=spec.PROBABILITIES_KEY
+    )(features)
+    outputs = {spec.PROBABILITIES_KEY: probabilities, **attention_maps}
+    return tf_keras.Model(image, outputs, name="attention")
+
+
+def attention_features(image, config: TrainConfig):
+    """Returns (concat(ĝ1, ĝ2, GAP(g)) [N, 1792], {"attention_1": α1, "attention_2": α2})."""
+    b0 = backbone.efficientnet_b0(image, config)
+    gating = b0.get_layer(backbone.FINAL_OUTPUT).output
+    gated_features, attention_maps = [], {}
+    for index, layer_name in enumerate((backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT), 1):
+        gated, alpha = grid_attention_gate(
+            b0.get_layer(layer_name).output, gating, config, name=f"gate{index}"
+        )
+        gated_features.append(gated)
+        key = f"{spec.ATTENTION_KEY_PREFIX}{index}"
+        attention_maps[key] = layers.Activation("linear", name=key)(alpha)
+    pooled = layers.GlobalAveragePooling2D(name="gap")(gating)
+    features = layers.Concatenate(name="attention_features")(gated_features + [pooled])
+    return features, attention_maps
+
+
+def grid_attention_gate(x, g, config: TrainConfig, name: str):
+    """One gate: returns (ĝ [N, C_x], α for display [N, h_x, w_x, 1] in 0..1)."""
+    inter = config.attention_channels
+    stride = config.attention_subsample
+    theta = layers.Conv2D(inter, stride, strides=stride, use_bias=False, name=f"{name}_theta")(x)
+    phi = layers.Conv2D(inter, 1, name=f"{name}_phi")(g)
+    phi = _resize_to(phi, theta, name=f"{name}_phi_resize")
+    f = layers.LeakyReLU(0.2, name=f"{name}_act")(layers.Add(name=f"{name}_add")([theta, phi]))
+    psi = layers.Conv2D(1, 1, name=f"{name}_psi")(f)
+
+    if config.attention_normalisation == "sigmoid":
+        alpha = layers.Activation("sigmoid", name=f"{name}_sigmoid")(psi)
+    else:
+        alpha = SpatialSoftmax(name=f"{name}_softmax")(psi)
+    alpha = _resize_to(alpha, x, name=f"{name}_alpha_resize")
+
+    y = layers.Multiply(name=f"{name}_apply")([x, alpha])
+    y = layers.Conv2D(x.shape[-1], 1, use_bias=False, name=f"{name}_w")(y)
+    y = layers.BatchNormalization(momentum=config.bn_momentum, name=f"{name}_w_bn")(y)
+    gated = SpatialSum(name=f"{name}_sum")(y)
+
+    if config.attention_normalisation == "softmax":
+        # Softmax weights sum to 1; scale to the map's peak so every model draws 0..1 maps.
+        alpha = ScaleToPeak(name=f"{name}_display")(alpha)
+    return gated, alpha
+
+
+def _resize_to(tensor, reference, name: str):
+    """Bilinear resize of `tensor` to `reference`'s spatial grid (no-op when equal)."""
+    height, width = reference.shape[1], reference.shape[2]
+    if (tensor.shape[1], tensor.shape[2]) == (height, width):
+        return tensor
+    return layers.Resizing(height, width, interpolation="bilinear", name=name)(tensor)
+
+
+class SpatialSoftmax(layers.Layer):
+    """Softmax over all positions of a [N, h, w, 1] map: the attention weights sum to 1."""
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        flat = tf.reshape(inputs, [shape[0], -1])
+        return tf.reshape(tf.nn.softmax(flat, axis=-1), shape)
+
+
+class SpatialSum(layers.Layer):
+    """[N, h, w, C] → [N, C]: the gate's attention-weighted sum of features."""
+
+    def call(self, inputs):
+        return tf.reduce_sum(inputs, axis=[1, 2])
+
+
+class ScaleToPeak(layers.Layer):
+    """Divides each map by its maximum so it spans 0..1 for display."""
+
+    def call(self, inputs):
+        peak = tf.reduce_max(inputs, axis=[1, 2, 3], keepdims=True)
+        return inputs / tf.maximum(peak, 1e-12)

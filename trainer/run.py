@@ -1,0 +1,49 @@
+"""TFX Trainer entry point: `run_fn(fn_args)` (module file `trainer/run.py`, or
+`Trainer(run_fn="trainer.run.run_fn")`).
+
+Hyperparameters come from `custom_config` (see `trainer.config.TrainConfig`). Writes the
+SavedModel to `fn_args.serving_model_dir` and `training_summary.json` beside saved_model.pb;
+Siamese embedding plots go to `fn_args.model_run_dir`.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from trainer import data
+from trainer.config import TrainConfig
+from trainer.export import export_saved_model
+from trainer.train import train
+
+SUMMARY_FILENAME = "training_summary.json"
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    config = TrainConfig.from_custom_config(fn_args.custom_config)
+    print(f"training {config.model} at {config.image_size} px on {config.class_names}")
+    train_split = data.load_split(fn_args.train_files, config.image_size, config.num_classes)
+    eval_split = data.load_split(fn_args.eval_files, config.image_size, config.num_classes)
+    plot_split = _test_split_if_any(fn_args.eval_files, config) if config.model == "siamese" \
+        else None
+    result = train(config, train_split, eval_split,
+                   plot_split=plot_split or eval_split, plot_dir=fn_args.model_run_dir)
+    if plot_split is None and config.model == "siamese":
+        result.summary["embedding_plot_split"] = "eval"
+    elif config.model == "siamese":
+        result.summary["embedding_plot_split"] = "test"
+
+    export_saved_model(result.model, config.image_size, fn_args.serving_model_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, SUMMARY_FILENAME), "w") as f:
+        json.dump(result.summary, f, indent=2, default=float)
+    print(f"exported to {fn_args.serving_model_dir}: best eval macro F1 "
+          f"{result.summary['best_eval_macro_f1']:.4f} at epoch {result.summary['best_epoch']}")
+
+
+def _test_split_if_any(eval_patterns, config: TrainConfig):
+    """The examples artifact's Split-test, if the ExampleGen wrote one (plots only)."""
+    patterns = [pattern.replace("Split-eval", "Split-test") for pattern in eval_patterns]
+    if patterns == list(eval_patterns) or not any(tf.io.gfile.glob(p) for p in patterns):
+        return None
+    return data.load_split(patterns, config.image_size, config.num_classes)

@@ -1,0 +1,267 @@
+"""Training: classifiers with cross-entropy, the Siamese net with a triplet loss.
+
+The recipe (FINDINGS, from scratch on CPU): per-image standardisation in the model, BatchNorm
+momentum 0.9 and a "precise BN" recalibration on training batches before every evaluation,
+AdamW with decoupled weight decay, label smoothing, one warmup epoch then cosine decay,
+inverse-frequency class weights. After each epoch the eval split is scored with the shared
+`metrics.macro_f1`; the best epoch's weights are kept and training stops early when the score
+has not improved for `early_stopping_patience` epochs. The test split is never looked at here.
+"""
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from tf_keras import layers
+
+from edge import spec
+from trainer import data, metrics
+from trainer.config import TrainConfig
+from trainer.models import build_model, siamese
+from trainer.tfa_compat import tfa
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: tf_keras.Model  # the export model: image → dict of outputs
+    summary: dict[str, object]  # JSON-ready: epochs, best eval macro F1, per-class F1, history
+
+
+def train(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
+          plot_split: data.Split | None = None, plot_dir: str | None = None) -> TrainResult:
+    """Trains the configured model; returns it with the best eval-F1 weights restored."""
+    tf_keras.utils.set_random_seed(config.seed)
+    started = time.monotonic()
+    if config.model == "siamese":
+        result = _train_siamese(config, train_split, eval_split, plot_split, plot_dir)
+    else:
+        result = _train_classifier(config, train_split, eval_split)
+    result.summary["train_seconds"] = round(time.monotonic() - started, 1)
+    result.summary["train_examples"] = len(train_split)
+    result.summary["eval_examples"] = len(eval_split)
+    result.summary["skipped_examples"] = {"train": train_split.skipped, "eval": eval_split.skipped}
+    result.summary["config"] = dataclasses.asdict(config)
+    return result
+
+
+def _train_classifier(config: TrainConfig, train_split: data.Split,
+                      eval_split: data.Split) -> TrainResult:
+    model = build_model(config)
+    classifier = tf_keras.Model(model.input, model.output[spec.PROBABILITIES_KEY])
+    steps = math.ceil(len(train_split) / config.batch_size)
+    classifier.compile(
+        optimizer=make_optimizer(config, steps),
+        loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+    def predict_eval_labels():
+        probabilities = classifier.predict(eval_split.images, batch_size=64, verbose=0)
+        return probabilities.argmax(axis=1)
+
+    selector = EvalMacroF1Selector(config, classifier, train_split, eval_split,
+                                   predict_eval_labels)
+    dataset = data.training_dataset(train_split, config.batch_size, config.seed,
+                                    config.augment_shift, config.augment_flip, config.num_classes)
+    weights = (data.class_weights(train_split.labels, config.num_classes)
+               if config.class_weighting else None)
+    classifier.fit(dataset, epochs=config.epochs, class_weight=weights,
+                   callbacks=[selector], verbose=config.verbose)
+    return TrainResult(model, selector.summary())
+
+
+def _train_siamese(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
+                   plot_split: data.Split | None, plot_dir: str | None) -> TrainResult:
+    embedding_model = siamese.build_embedding_model(config)
+    embedder = tf_keras.Model(embedding_model.input, embedding_model.output[spec.EMBEDDING_KEY])
+    plots = {}
+    if plot_dir and plot_split is not None and config.embedding_plots:
+        plots["before"] = _plot(embedder, plot_split, config, plot_dir, "before")
+
+    batch = config.pk_classes * config.pk_images
+    steps = config.steps_per_epoch or max(1, math.ceil(len(train_split) / batch))
+    embedder.compile(
+        optimizer=make_optimizer(config, steps),
+        loss=tfa.losses.TripletSemiHardLoss(margin=config.triplet_margin),
+    )
+    # During training, score eval by nearest prototype over a bounded sample of train images.
+    sample = siamese.bounded_reference_set(train_split.labels, 64, config.seed)
+
+    def predict_eval_labels():
+        reference = embed(embedder, train_split.images[sample])
+        prototypes = siamese.class_prototypes(reference, train_split.labels[sample],
+                                              config.num_classes)
+        return (embed(embedder, eval_split.images) @ prototypes.T).argmax(axis=1)
+
+    selector = EvalMacroF1Selector(config, embedder, train_split, eval_split,
+                                   predict_eval_labels)
+    dataset = data.pk_dataset(train_split, config.pk_classes, config.pk_images, steps,
+                              config.seed, config.augment_shift, config.augment_flip)
+    embedder.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=[selector],
+                 verbose=config.verbose)
+
+    classifier, choice = choose_siamese_classifier(config, embedder, train_split, eval_split)
+    summary = selector.summary()
+    summary["siamese_classifier"] = choice
+    if plots:
+        plots["after"] = _plot(embedder, plot_split, config, plot_dir, "after")
+        summary["embedding_plots"] = plots
+    return TrainResult(siamese.with_classifier(embedding_model, classifier), summary)
+
+
+def choose_siamese_classifier(config: TrainConfig, embedder: tf_keras.Model,
+                              train_split: data.Split, eval_split: data.Split):
+    """Builds the prototype and the bounded-kNN classifier, scores both on eval, keeps one."""
+    train_embeddings = embed(embedder, train_split.images)
+    eval_embeddings = embed(embedder, eval_split.images)
+    reference = siamese.bounded_reference_set(
+        train_split.labels, config.knn_reference_per_class, config.seed
+    )
+    candidates = {
+        "prototype": siamese.PrototypeClassifier(
+            siamese.class_prototypes(train_embeddings, train_split.labels, config.num_classes),
+            config.prototype_temperature, name="prototype_classifier",
+        ),
+        "knn": siamese.KnnClassifier(
+            train_embeddings[reference], train_split.labels[reference], config.num_classes,
+            config.knn_k, config.prototype_temperature, name="knn_classifier",
+        ),
+    }
+    scores = {}
+    for name, layer in candidates.items():
+        predicted = layer(tf.constant(eval_embeddings)).numpy().argmax(axis=1)
+        scores[name] = metrics.macro_f1(eval_split.labels, predicted, config.num_classes)
+    if config.siamese_classifier == "auto":
+        # Ties go to prototypes: C vectors instead of C×R, and no top-k op on the device.
+        chosen = "prototype" if scores["prototype"] >= scores["knn"] else "knn"
+    else:
+        chosen = config.siamese_classifier
+    print(f"Siamese classifier on eval: prototype macro F1 {scores['prototype']:.3f}, "
+          f"kNN (k={config.knn_k}, {len(reference)} references) {scores['knn']:.3f} "
+          f"→ {chosen}")
+    choice = {"chosen": chosen, "eval_macro_f1": scores, "knn_references": int(len(reference)),
+              "knn_k": config.knn_k}
+    return candidates[chosen], choice
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> tf_keras.optimizers.Optimizer:
+    """AdamW with a linear warmup to `learning_rate` and cosine decay over the remaining steps."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    schedule = tf_keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=max(1, total - warmup),
+        alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = tf_keras.optimizers.AdamW(learning_rate=schedule,
+                                          weight_decay=config.weight_decay)
+    # Decay only conv/dense kernels, not BatchNorm scales/offsets or biases.
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+class EvalMacroF1Selector(tf_keras.callbacks.Callback):
+    """After each epoch: recalibrate BatchNorm, score eval macro F1, keep the best weights,
+    stop early on a plateau or when the time budget is spent; restore the best at the end."""
+
+    def __init__(self, config: TrainConfig, model: tf_keras.Model, train_split: data.Split,
+                 eval_split: data.Split, predict_eval_labels: Callable[[], np.ndarray]):
+        super().__init__()
+        self.config = config
+        self.network = model
+        self.train_split = train_split
+        self.eval_split = eval_split
+        self.predict_eval_labels = predict_eval_labels
+        self.best_f1 = -1.0
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+        self.best_report: dict[str, object] = {}
+        self.history: list[dict[str, float]] = []
+        self.started = time.monotonic()
+        self.rng = np.random.default_rng(config.seed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        recalibrate_batchnorm(self.network, self.train_split.images,
+                              self.config.bn_recalibration_batches, self.config.batch_size,
+                              self.rng)
+        report = metrics.f1_report(self.eval_split.labels, self.predict_eval_labels(),
+                                   self.config.class_names)
+        f1 = report["macro_f1"]
+        logs["eval_macro_f1"] = f1
+        elapsed = time.monotonic() - self.started
+        self.history.append({"epoch": epoch + 1, "seconds": round(elapsed, 1),
+                             **{k: float(v) for k, v in logs.items()}})
+        if f1 > self.best_f1:
+            self.best_f1, self.best_epoch, self.best_report = f1, epoch + 1, report
+            self.best_weights = self.network.get_weights()
+        per_class = " ".join(f"{v:.2f}" for v in report["per_class_f1"].values())
+        print(f"epoch {epoch + 1}: eval macro F1 {f1:.4f} [{per_class}] "
+              f"best {self.best_f1:.4f} @ {self.best_epoch}, {elapsed:.0f}s", flush=True)
+        done = epoch + 1 >= self.config.min_epochs
+        if done and epoch + 1 - self.best_epoch >= self.config.early_stopping_patience:
+            print(f"early stopping: no better eval macro F1 for "
+                  f"{self.config.early_stopping_patience} epochs")
+            self.model.stop_training = True
+        budget = self.config.max_train_seconds
+        if done and budget is not None and elapsed >= budget:
+            print(f"time budget of {budget:.0f}s spent after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.network.set_weights(self.best_weights)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "model": self.config.model,
+            "epochs": len(self.history),
+            "best_epoch": self.best_epoch,
+            "best_eval_macro_f1": self.best_f1,
+            "eval_per_class_f1": self.best_report.get("per_class_f1", {}),
+            "eval_per_class_recall": self.best_report.get("per_class_recall", {}),
+            "history": self.history,
+        }
+
+
+def recalibrate_batchnorm(model: tf_keras.Model, images: np.ndarray, batches: int,
+                          batch_size: int, rng: np.random.Generator) -> None:
+    """"Precise BN": replace moving statistics by the average over `batches` training batches.
+
+    Momentum 1 - 1/i at the i-th batch turns the moving average into a plain mean. Runs
+    eagerly so each call sees the momentum just set (a traced function would freeze it).
+    """
+    bn_layers = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    if batches <= 0 or not bn_layers:
+        return
+    saved = [layer.momentum for layer in bn_layers]
+    try:
+        for i in range(1, batches + 1):
+            for layer in bn_layers:
+                layer.momentum = 1.0 - 1.0 / i
+            indices = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
+            model(images[indices], training=True)
+    finally:
+        for layer, momentum in zip(bn_layers, saved, strict=True):
+            layer.momentum = momentum
+
+
+def embed(embedder: tf_keras.Model, images: np.ndarray) -> np.ndarray:
+    return embedder.predict(images, batch_size=64, verbose=0)
+
+
+def _plot(embedder, split: data.Split, config: TrainConfig, plot_dir: str, stage: str) -> str:
+    from trainer.plots import plot_embeddings
+
+    os.makedirs(plot_dir, exist_ok=True)
+    path = os.path.join(plot_dir, f"embeddings_{stage}.png")
+    plot_embeddings(embed(embedder, split.images), split.labels, config.class_names, path,
+                    f"Embeddings {stage} training")
+    return path
