@@ -1,0 +1,187 @@
+"""Test kit for the evaluation/quantization/push/report tests: tiny data and a tiny model.
+
+Writes a TFX-style Examples directory of synthetic grayscale PNGs whose class is easy to learn
+(a bright disc in a class-specific quadrant) and trains a tiny CNN exported with the trainer's
+signature contract (serving_default / serving_examples / serving_tensor). Label shuffling turns
+the same recipe into a model that cannot beat chance, for the gate tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from edge import spec
+
+IMAGE_SIZE = 32
+CLASS_NAMES = spec.CLASS_NAMES
+
+
+def synthetic_image(label: int, rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.ndarray:
+    """8-bit grayscale: noise plus a bright disc in the quadrant of the class."""
+    image = rng.normal(70, 20, (size, size))
+    quadrant_y, quadrant_x = divmod(label, 2)
+    cy = (quadrant_y + 0.5) * size / 2 + rng.uniform(-2, 2)
+    cx = (quadrant_x + 0.5) * size / 2 + rng.uniform(-2, 2)
+    yy, xx = np.mgrid[:size, :size]
+    image[(yy - cy) ** 2 + (xx - cx) ** 2 < (size / 6) ** 2] += 120
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def png_bytes(gray: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(gray, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_examples(root: str, per_class: dict[str, int] | None = None, seed: int = 0) -> str:
+    """Writes Split-<name>/data.gz tfrecords like the ExampleGen; returns root."""
+    import tensorflow as tf
+
+    per_class = per_class or {"train": 30, "eval": 10, "test": 15}
+    rng = np.random.default_rng(seed)
+    for split, count in per_class.items():
+        split_dir = os.path.join(root, f"Split-{split}")
+        os.makedirs(split_dir, exist_ok=True)
+        path = os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for index in range(count * len(CLASS_NAMES)):
+                label = index % len(CLASS_NAMES)
+                gray = synthetic_image(label, rng)
+                feature = {
+                    spec.IMAGE_KEY: _bytes(png_bytes(gray)),
+                    spec.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                    spec.LABEL_NAME_KEY: _bytes(CLASS_NAMES[label].encode()),
+                    spec.SOURCE_PATH_KEY: _bytes(f"{split}/{index}.png".encode()),
+                }
+                example = tf.train.Example(features=tf.train.Features(feature=feature))
+                writer.write(example.SerializeToString())
+    return root
+
+
+def _bytes(value: bytes):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def read_split(examples_root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images float32 [N, size, size, 1] 0..255 and labels int [N] of one split."""
+    import tensorflow as tf
+
+    pattern = os.path.join(examples_root, f"Split-{split}", "*")
+    images, labels = [], []
+    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        features = example.features.feature
+        gray = np.asarray(Image.open(io.BytesIO(features[spec.IMAGE_KEY].bytes_list.value[0])))
+        images.append(gray.astype(np.float32)[..., None])
+        labels.append(features[spec.LABEL_KEY].int64_list.value[0])
+    return np.stack(images), np.asarray(labels)
+
+
+def train_tiny_model(
+    examples_root: str,
+    model_dir: str,
+    shuffle_labels: bool = False,
+    epochs: int = 12,
+    seed: int = 0,
+    with_attention: bool = True,
+    with_embedding: bool = False,
+) -> str:
+    """Trains a tiny CNN and exports it under model_dir/Format-Serving; returns that path."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(seed)
+    images, labels = read_split(examples_root, "train")
+    if shuffle_labels:
+        labels = np.random.default_rng(seed).permutation(labels)
+    model = _tiny_cnn(len(CLASS_NAMES), with_attention, with_embedding)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss={spec.PROBABILITIES_KEY: "sparse_categorical_crossentropy"},
+    )
+    history = model.fit(
+        images, {spec.PROBABILITIES_KEY: labels}, epochs=epochs, batch_size=16, verbose=0
+    )
+    serving_dir = os.path.join(model_dir, "Format-Serving")
+    model.save(serving_dir, save_format="tf", signatures=_signatures(model))
+    summary = {
+        "epochs": epochs,
+        "best_eval_macro_f1": None,
+        "per_class_f1": {},
+        "class_names": list(CLASS_NAMES),
+        "image_size": IMAGE_SIZE,
+        "history": {"loss": [float(v) for v in history.history["loss"]]},
+    }
+    with open(os.path.join(serving_dir, "training_summary.json"), "w") as handle:
+        json.dump(summary, handle)
+    del tf
+    return serving_dir
+
+
+def _tiny_cnn(num_classes: int, with_attention: bool, with_embedding: bool):
+    import tf_keras as keras
+    from tf_keras import layers
+
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name=spec.IMAGE_TENSOR_KEY)
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    outputs = {}
+    if with_attention:
+        attention = layers.Conv2D(1, 1, activation="sigmoid", name="attention_1")(x)
+        x = layers.Multiply()([x, attention])
+        outputs[spec.ATTENTION_KEY_PREFIX + "1"] = attention
+    # Flatten, not global pooling: the class is *where* the disc is.
+    x = layers.Flatten()(layers.MaxPooling2D(4)(x))
+    if with_embedding:
+        outputs[spec.EMBEDDING_KEY] = layers.Dense(8, name="embedding")(x)
+    outputs[spec.PROBABILITIES_KEY] = layers.Dense(
+        num_classes, activation="softmax", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs)
+
+
+def _signatures(model) -> dict:
+    import tensorflow as tf
+
+    def decode(png):
+        image = tf.io.decode_png(png, channels=1)
+        image = tf.image.resize(image, (IMAGE_SIZE, IMAGE_SIZE))
+        return tf.cast(image, tf.float32)
+
+    def outputs(images):
+        return {key: tf.identity(value) for key, value in model(images, training=False).items()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=spec.IMAGE_BYTES_KEY)])
+    def serve_bytes(image_bytes):
+        return outputs(tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        features = tf.io.parse_example(
+            examples, {spec.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+        )
+        images = tf.map_fn(decode, features[spec.IMAGE_KEY], fn_output_signature=tf.float32)
+        return outputs(images)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=spec.IMAGE_TENSOR_KEY)
+        ]
+    )
+    def serve_tensor(image):
+        return outputs(image)
+
+    return {
+        spec.SERVING_SIGNATURE: serve_bytes,
+        spec.EXAMPLES_SIGNATURE: serve_examples,
+        spec.TENSOR_SIGNATURE: serve_tensor,
+    }
