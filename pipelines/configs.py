@@ -1,0 +1,102 @@
+"""Pipeline settings: one dataclass, defaults sized for the demo, overridable by environment.
+
+The `tfx` CLI runs a runner script and passes it no flags, so every field can be set with an
+environment variable `CXR_<FIELD NAME IN CAPITALS>` (e.g. `CXR_DATA_ROOT=/data/cxr
+CXR_IMAGE_SIZE=224 tfx run create ...`). `cxr-pipeline run` sets the same fields from its flags.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from edge import spec
+
+PIPELINE_NAME = "cxr-edge"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_KINDS = ("baseline", "attention", "siamese")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    pipeline_name: str = PIPELINE_NAME
+    # Class-folder tree (Kaggle layout or plain <Class>/*).
+    data_root: str = str(REPO_ROOT / "demo-run" / "data")
+    # Everything a run writes lives under here: artifacts, MLMD store, report, pushed model.
+    pipeline_root: str = str(REPO_ROOT / "demo-run" / "pipeline")
+    # Where the Pusher writes; default <pipeline_root>/serving.
+    serving_dir: str = ""
+    # Comma-separated in the environment: "attention" or "baseline,attention,siamese".
+    models: tuple[str, ...] = ("attention",)
+    class_names: tuple[str, ...] = ()  # empty: the folder names found, sorted
+    image_size: int = spec.DEMO_IMAGE_SIZE
+    max_side: int = 512  # ingestion caps stored images at this side
+    epochs: int = 12
+    batch_size: int = 32
+    max_train_seconds: float = 0.0  # 0: no time cap
+    weights: str = "none"  # none | imagenet | path to a local weights file
+    seed: int = 42
+    # Gates (never lowered to make a demo pass).
+    min_macro_f1: float = 0.90
+    min_covid_recall: float = 0.90
+    max_regression: float = 0.01  # allowed macro-F1 drop vs the last blessed model
+    max_quantized_f1_drop: float = 0.01
+    quantization_variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+    synthetic_data: bool = True  # said on the report and in the manifest
+    # Beam: DirectRunner, one process per core, unless told otherwise.
+    beam_pipeline_args: tuple[str, ...] = (
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=0",  # 0: as many as there are cores
+    )
+    enable_cache: bool = True
+    # Extra Trainer hyperparameters (trainer.config.TrainConfig fields), JSON in the environment.
+    train_overrides: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.models = tuple(self.models)
+        self.class_names = tuple(self.class_names)
+        self.quantization_variants = tuple(self.quantization_variants)
+        self.beam_pipeline_args = tuple(self.beam_pipeline_args)
+        unknown = [m for m in self.models if m not in MODEL_KINDS]
+        if not self.models or unknown:
+            raise ValueError(f"models must be a non-empty subset of {MODEL_KINDS}, "
+                             f"got {self.models}")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.pipeline_root, "metadata.sqlite")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return self.serving_dir or os.path.join(self.pipeline_root, "serving")
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "PipelineConfig":
+        """Defaults, then CXR_* variables, then explicit overrides (flags)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get("CXR_" + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(field, raw):
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    if isinstance(default, bool):
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"CXR_{field.name.upper()}: expected true/false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, tuple):
+        # Beam arguments are separated by spaces, lists of names by commas.
+        separator = None if field.name == "beam_pipeline_args" else ","
+        return tuple(part.strip() for part in raw.split(separator) if part.strip())
+    if isinstance(default, dict):
+        return json.loads(raw)
+    return raw
