@@ -23,7 +23,7 @@ PIPELINE = [
     # The only TFX that installs on Python 3.11; it pins TF 2.21, TFMA 0.52, TFDV/MLMD 1.21.
     # ml-metadata and tensorflow-data-validation come from the wheelhouse that
     # compat/glibc/patch_wheels.py prepares on glibc < 2.39 (see BUILD_NOTES.md).
-    "tfx==1.21.0",
+    "tfx[kfp]==1.21.0",  # kfp: compile for Kubeflow Pipelines / Vertex (KubeflowV2DagRunner)
     "tensorflow==2.21.*",
     # Keras 2: tfmot and tensorflow-addons need it (TF_USE_LEGACY_KERAS=1, set in trainer/).
     "tf-keras==2.21.*",
