@@ -1,0 +1,19 @@
+"""Paths of the committed golden models (tests/edge/make_golden_models.py writes them)."""
+
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).parent / "data"
+VARIANTS = ("fp32", "fp16", "dynamic", "int8", "int8_io", "uint8_io")
+PLAIN_MODEL = DATA_DIR / "plain_fp32.tflite"
+
+
+def model_path(variant: str) -> Path:
+    return DATA_DIR / f"golden_{variant}.tflite"
+
+
+def expected() -> dict[str, np.ndarray]:
+    """inputs [n, s, s, 1] float32 0..255 and the Keras model's outputs on them."""
+    with np.load(DATA_DIR / "golden_expected.npz") as data:
+        return {key: data[key] for key in data.files}
