@@ -1,5 +1,7 @@
 """edge.runtime + edge.classifier on the golden models: every quantization flavour."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,23 @@ def test_threads_do_not_change_results():
     one = Classifier.open(model_path("int8"), ClassifierOptions(threads=1)).predict(image)
     two = Classifier.open(model_path("int8"), ClassifierOptions(threads=2)).predict(image)
     np.testing.assert_allclose(one.probabilities, two.probabilities, atol=1e-6)
+
+
+def test_falls_back_to_tflite_runtime_and_says_so(monkeypatch):
+    import types
+
+    from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
+
+    from edge import runtime
+
+    # Stand in for tflite-runtime with LiteRT's own class (same API), and hide LiteRT.
+    fake = types.ModuleType("tflite_runtime.interpreter")
+    fake.Interpreter = LiteRtInterpreter
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    runner = runtime.ModelRunner(model_path("fp32"))
+    assert runner.runtime.startswith("tflite-runtime")
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(runtime.RuntimeUnavailable, match="pip install ai-edge-litert"):
+        runtime.ModelRunner(model_path("fp32"))

@@ -1,6 +1,7 @@
 """edge.imageio: one decoder, one set of failure reasons, for ingestion and the device."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -176,3 +177,12 @@ def test_real_dicom_from_pydicom_data(real_dicom_path):
     spine = gray[height // 3 : height // 2, width // 2 - 40 : width // 2 + 40].mean()
     assert lungs < spine
     assert gray.std() > 20
+
+
+def test_dicom_without_pydicom_is_a_clear_error(tmp_path, monkeypatch):
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    _write_dicom(tmp_path / "a.dcm", pixels)
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    with pytest.raises(ImageError) as caught:
+        load_grayscale(tmp_path / "a.dcm")
+    assert caught.value.reason == "unsupported_dicom" and "pip install pydicom" in str(caught.value)
