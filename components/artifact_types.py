@@ -1,0 +1,21 @@
+"""Artifact types of the project's own components (reports a person reads)."""
+
+from tfx.types.artifact import Artifact
+
+
+class QuarantineReport(Artifact):
+    """Files the ExampleGen rejected: quarantine.json and quarantine.csv (path, reason, message)."""
+
+    TYPE_NAME = "CxrQuarantineReport"
+
+
+class IngestSummary(Artifact):
+    """summary.json (class names, counts per class and split, duplicates) and index.jsonl."""
+
+    TYPE_NAME = "CxrIngestSummary"
+
+
+class ImageValidationFindings(Artifact):
+    """findings.json written by the ImageValidator, whether it passed or not."""
+
+    TYPE_NAME = "CxrImageValidationFindings"
