@@ -1,0 +1,145 @@
+"""Output shapes and parameter counts of each model at 64 px; gradients reach the gates."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from edge import spec
+from trainer.config import TrainConfig
+from trainer.models import attention, backbone, build_model, siamese
+
+SIZE = 64
+# EfficientNetB0 without top has 4,049,571 parameters; the rest is the head.
+B0_NO_TOP = 4_049_571
+
+
+def config(**overrides):
+    return TrainConfig(image_size=SIZE, **overrides)
+
+
+def images(n=2, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, SIZE, SIZE, 1)).astype(np.float32)
+
+
+def test_baseline_outputs_probabilities_and_counts_b0_plus_dense():
+    model = build_model(config(model="baseline"))
+    outputs = model(images())
+    assert set(outputs) == {spec.PROBABILITIES_KEY}
+    assert outputs[spec.PROBABILITIES_KEY].shape == (2, 4)
+    np.testing.assert_allclose(outputs[spec.PROBABILITIES_KEY].numpy().sum(1), 1.0, rtol=1e-5)
+    assert model.count_params() == B0_NO_TOP + 1280 * 4 + 4
+
+
+@pytest.mark.parametrize("normalisation", ["sigmoid", "softmax"])
+def test_attention_outputs_maps_in_unit_range(normalisation):
+    model = build_model(config(model="attention", attention_normalisation=normalisation))
+    outputs = model(images(3))
+    assert outputs[spec.PROBABILITIES_KEY].shape == (3, 4)
+    for key in ("attention_1", "attention_2"):
+        # B0's block6 and block7 outputs sit on the 1/32 grid: 2×2 at 64 px.
+        assert outputs[key].shape == (3, 2, 2, 1)
+        values = outputs[key].numpy()
+        assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
+    if normalisation == "softmax":  # scaled to its peak for display
+        np.testing.assert_allclose(outputs["attention_1"].numpy().max(axis=(1, 2, 3)), 1.0)
+
+
+@pytest.mark.parametrize("width", [32, 128])
+def test_attention_parameter_count_follows_gate_formula(width):
+    model = build_model(config(model="attention", attention_channels=width))
+    assert model.count_params() == B0_NO_TOP + gate_params(192, width) + \
+        gate_params(320, width) + (192 + 320 + 1280) * 4 + 4
+
+
+def gate_params(x_channels, width, g_channels=1280):
+    theta = x_channels * width  # 1×1 conv (subsample 1), no bias
+    phi = g_channels * width + width
+    psi = width + 1
+    w = x_channels * x_channels + 4 * x_channels  # 1×1 conv without bias + BatchNorm
+    return theta + phi + psi + w
+
+
+def test_gradients_reach_every_attention_gate_weight():
+    model = build_model(config(model="attention"))
+    labels = tf.one_hot([0, 1, 2, 3], 4)
+    with tf.GradientTape() as tape:
+        probabilities = model(images(4), training=True)[spec.PROBABILITIES_KEY]
+        loss = tf_keras.losses.categorical_crossentropy(labels, probabilities)
+    gate_weights = [w for w in model.trainable_weights if w.name.startswith("gate")]
+    names = {w.name.split("/")[0] for w in gate_weights}
+    assert {"gate1_theta", "gate1_phi", "gate1_psi", "gate1_w", "gate2_psi"} <= names
+    for weight, gradient in zip(gate_weights, tape.gradient(loss, gate_weights), strict=True):
+        assert gradient is not None, weight.name
+        assert float(tf.reduce_max(tf.abs(gradient))) > 0.0, weight.name
+
+
+@pytest.mark.parametrize("backbone_kind", ["attention", "baseline"])
+def test_siamese_embeddings_are_unit_length_and_classifier_scores(backbone_kind):
+    cfg = config(model="siamese", siamese_backbone=backbone_kind, embedding_dims=16)
+    model = build_model(cfg)
+    outputs = model(images(3))
+    embedding = outputs[spec.EMBEDDING_KEY].numpy()
+    assert embedding.shape == (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+    assert ("attention_1" in outputs) == (backbone_kind == "attention")
+    features = 192 + 320 + 1280 if backbone_kind == "attention" else 1280
+    head = features * 16 + 16
+    extra = model.count_params() - head - B0_NO_TOP
+    assert extra == (gate_params(192, 128) + gate_params(320, 128)
+                     if backbone_kind == "attention" else 0)
+
+    prototypes = np.eye(4, 16, dtype=np.float32)
+    full = siamese.with_classifier(model, siamese.PrototypeClassifier(prototypes, 0.1))
+    scores = full(images(3))
+    assert scores[spec.PROBABILITIES_KEY].shape == (3, 4)
+    assert scores[spec.EMBEDDING_KEY].shape == (3, 16)
+
+
+def test_knn_classifier_votes_for_the_nearest_references():
+    references = np.eye(3, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+    knn = siamese.KnnClassifier(references, [0, 0, 1, 1, 2, 2], num_classes=3, k=2,
+                                temperature=0.1)
+    scores = knn(tf.constant([[0.0, 1.0, 0.0], [0.9, 0.1, 0.0]])).numpy()
+    assert scores.argmax(axis=1).tolist() == [1, 0]
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_prototypes_are_normalised_class_means():
+    embeddings = np.array([[1, 0], [0.8, 0.6], [0, 1]], np.float32)
+    prototypes = siamese.class_prototypes(embeddings, np.array([0, 0, 1]), 3)
+    np.testing.assert_allclose(np.linalg.norm(prototypes[:2], axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(prototypes[2], 0.0)  # class without examples
+
+
+def test_per_image_standardisation_ignores_brightness_and_contrast():
+    layer = backbone.PerImageStandardisation()
+    x = images(1)
+    np.testing.assert_allclose(layer(x).numpy(), layer(0.5 * x + 40).numpy(), atol=1e-3)
+    flat = layer(np.full((1, SIZE, SIZE, 1), 77.0, np.float32)).numpy()
+    np.testing.assert_allclose(flat, backbone.CANONICAL_MEAN)
+
+
+def test_weights_from_a_local_file_are_loaded(tmp_path):
+    source = tf_keras.applications.EfficientNetB0(include_top=False, weights=None,
+                                                  input_shape=(SIZE, SIZE, 3))
+    path = str(tmp_path / "b0_notop.h5")
+    source.save_weights(path)
+    model = build_model(config(model="baseline", weights=path))
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0],
+                                  source.get_layer("stem_conv").get_weights()[0])
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights"):
+        build_model(config(model="baseline", weights=str(tmp_path / "absent.h5")))
+
+
+def test_attention_gate_width_table():
+    """Parameters vs inter-channel width (printed for BUILD_NOTES; the original used 1280)."""
+    rows = []
+    for width in (64, 128, 256, 512, 1280):
+        rows.append((width, gate_params(192, width) + gate_params(320, width)))
+    print("attention width → gate parameters:", rows)
+    assert rows[0][1] < rows[-1][1]
+    assert attention.grid_attention_gate  # the gate is importable on its own
