@@ -3,6 +3,7 @@
     cxr-edge classify --model DIR_OR_TFLITE IMAGES_OR_FOLDERS... [--format table|json|csv]
     cxr-edge bench --model M [--threads N] [--runs N]
     cxr-edge info --model M
+    cxr-edge export-android --model DIR --out FILE   (needs the android extra)
 
 Records go to stdout (or --out); progress and messages to stderr. Exit codes: 0 every image
 classified, 1 at least one image failed, 2 bad usage or a model that was refused.
@@ -290,6 +291,22 @@ def _describe_tensor(tensor: dict) -> str:
     return text
 
 
+# ---------------------------------------------------------------------------- export-android
+
+
+def export_android_command(args) -> int:
+    from edge.android import export_android  # the android extra: imported only here
+
+    try:
+        out = export_android(args.model, args.out)
+    except ImportError as err:
+        print(f"cxr-edge: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"cxr-edge: wrote {out} (TFLite metadata for MediaPipe/LiteRT ImageClassifier)",
+          file=sys.stderr)  # fmt: skip
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- shared
 
 
@@ -325,6 +342,13 @@ def _parser() -> argparse.ArgumentParser:
 
     info = add("info", info_command, "show interpreter, tensors, classes and manifest metrics")
     info.add_argument("--format", choices=("table", "json"), default="table")
+
+    android = add(
+        "export-android",
+        export_android_command,
+        "write a copy with TFLite metadata for Android's ImageClassifier (android extra)",
+    )
+    android.add_argument("--out", required=True, help="the .tflite file to write")
     return parser
 
 
