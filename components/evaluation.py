@@ -9,6 +9,7 @@ exists, no regression of macro F1 against it. `gate_outcomes` turns the Evaluato
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 
@@ -47,6 +48,16 @@ class GateConfig:
     def priority_class_id(self) -> int:
         return self.class_names.index(self.priority_class)
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> GateConfig:
+        values = json.loads(text or "{}")
+        if "class_names" in values:
+            values["class_names"] = tuple(values["class_names"])
+        return cls(**values)
+
 
 @dataclasses.dataclass(frozen=True)
 class GateOutcome:
@@ -59,6 +70,9 @@ class GateOutcome:
     comparison: str  # ">=" for lower bounds, "drop <=" for the change threshold
     passed: bool
     baseline: float | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"description": self.describe()}
 
     def describe(self) -> str:
         value = "missing" if self.value is None else f"{self.value:.4f}"

@@ -185,3 +185,54 @@ def _signatures(model) -> dict:
         spec.EXAMPLES_SIGNATURE: serve_examples,
         spec.TENSOR_SIGNATURE: serve_tensor,
     }
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+
+
+def chromium_binary() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def render_in_chromium(html_path: str, screenshot_path: str, work_dir: str) -> tuple[str, str]:
+    """Screenshots the page and dumps its DOM in headless Chromium; returns (dom, log)."""
+    import subprocess
+
+    binary = chromium_binary()
+    url = "file://" + os.path.abspath(html_path)
+    common = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={work_dir}", "--enable-logging=stderr"]
+    shot = subprocess.run(
+        [*common, f"--screenshot={screenshot_path}", "--window-size=1200,2400", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    if shot.returncode != 0:
+        raise AssertionError(f"chromium failed ({shot.returncode}): {shot.stderr[-2000:]}")
+    dom = subprocess.run(
+        [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    )
+    return dom.stdout, shot.stderr + dom.stderr
+
+
+def assert_renders_cleanly(html_path: str, tmp_dir: str, expected_text: tuple[str, ...]) -> str:
+    """Renders in Chromium; checks the DOM, the console log and that the screenshot is not blank."""
+    screenshot = os.path.join(tmp_dir, "report.png")
+    dom, log = render_in_chromium(html_path, screenshot, os.path.join(tmp_dir, "chromium-profile"))
+    for text in expected_text:
+        assert text in dom, f"{text!r} missing from the rendered DOM"
+    console_errors = [line for line in log.splitlines() if "CONSOLE" in line and "rror" in line]
+    assert not console_errors, console_errors
+    pixels = np.asarray(Image.open(screenshot).convert("L"), np.float32)
+    assert pixels.shape[0] > 100 and pixels.std() > 5, "the screenshot is blank"
+    return screenshot

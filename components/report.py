@@ -1,0 +1,462 @@
+"""Run report: one self-contained HTML page per pipeline run (PNG charts embedded).
+
+Sections: data summary (counts per split and class, quarantined files, duplicates, image
+validation), training curves, confusion matrix and per-class table, Siamese embedding plots,
+attention overlays on a few test images, the TFLite variants table, and every gate with its
+threshold. Every input is optional: a missing artifact becomes a line saying so, not an error.
+The page says plainly, at the top, when the data are synthetic.
+"""
+
+import base64
+import dataclasses
+import datetime
+import glob
+import html
+import io
+import json
+import os
+
+import numpy as np
+from tfx import v1 as tfx
+from tfx.types import artifact, standard_artifacts
+
+from components import artifact_types
+from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+from components.quantizer import VARIANTS_FILENAME, QuantizedModel, read_split
+from edge import spec
+
+REPORT_FILENAME = "report.html"
+SUMMARY_FILENAME = "training_summary.json"
+OVERLAY_IMAGES = 4
+
+
+class RunReport(artifact.Artifact):
+    """report.html (self-contained) and the PNG charts it embeds."""
+
+    TYPE_NAME = "CxrRunReport"
+
+
+@dataclasses.dataclass
+class ReportInputs:
+    """Directories of the run's artifacts; any may be None."""
+
+    examples_uri: str | None = None
+    ingest_summary_uri: str | None = None
+    quarantine_uri: str | None = None
+    validation_uri: str | None = None
+    serving_model_dir: str | None = None
+    model_run_uri: str | None = None
+    evaluation_uri: str | None = None
+    blessed: bool | None = None
+    quantized_model_uri: str | None = None
+    pushed_model_uri: str | None = None
+    synthetic_data: bool = False
+    pipeline_run_id: str | None = None
+    title: str = "cxr-edge run report"
+    gate_config: GateConfig = dataclasses.field(default_factory=GateConfig)
+
+
+def write_report(inputs: ReportInputs, out_dir: str) -> str:
+    """Writes report.html (and its PNGs) into out_dir; returns the HTML path."""
+    os.makedirs(out_dir, exist_ok=True)
+    page = _Page(inputs.title, out_dir)
+    if inputs.synthetic_data:
+        page.banner(
+            "SYNTHETIC DATA. This run used generated phantom images, not patient X-rays. "
+            "Its metrics say the pipeline works; they say nothing about clinical accuracy."
+        )
+    page.paragraph(
+        f"Pipeline run: {inputs.pipeline_run_id or 'unknown'} · written "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}"
+    )
+    class_names = inputs.gate_config.class_names
+    _gates_section(page, inputs)
+    _data_section(page, inputs, class_names)
+    training = _read_json(inputs.serving_model_dir, SUMMARY_FILENAME)
+    _training_section(page, training)
+    _evaluation_section(page, inputs)
+    _embedding_section(page, inputs, training)
+    _attention_section(page, inputs, class_names)
+    _variants_section(page, inputs)
+    path = os.path.join(out_dir, REPORT_FILENAME)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page.render())
+    return path
+
+
+@tfx.dsl.components.component
+def RunReportGen(  # noqa: N802 (TFX component names are classes)
+    report: tfx.dsl.components.OutputArtifact[RunReport],
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples] = None,
+    ingest_summary: tfx.dsl.components.InputArtifact[artifact_types.IngestSummary] = None,
+    quarantine: tfx.dsl.components.InputArtifact[artifact_types.QuarantineReport] = None,
+    validation: tfx.dsl.components.InputArtifact[artifact_types.ImageValidationFindings] = None,
+    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model] = None,
+    model_run: tfx.dsl.components.InputArtifact[standard_artifacts.ModelRun] = None,
+    evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation] = None,
+    blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing] = None,
+    quantized_model: tfx.dsl.components.InputArtifact[QuantizedModel] = None,
+    pushed_model: tfx.dsl.components.InputArtifact[standard_artifacts.PushedModel] = None,
+    synthetic_data: tfx.dsl.components.Parameter[int] = 0,
+    gate_config_json: tfx.dsl.components.Parameter[str] = "{}",
+    title: tfx.dsl.components.Parameter[str] = "cxr-edge run report",
+):
+    """TFX component around `write_report`."""
+    from tfx.utils import path_utils
+
+    def uri(item):
+        return item.uri if item is not None else None
+
+    inputs = ReportInputs(
+        examples_uri=uri(examples),
+        ingest_summary_uri=uri(ingest_summary),
+        quarantine_uri=uri(quarantine),
+        validation_uri=uri(validation),
+        serving_model_dir=path_utils.serving_model_path(model.uri) if model else None,
+        model_run_uri=uri(model_run),
+        evaluation_uri=uri(evaluation),
+        blessed=bool(blessing.get_int_custom_property("blessed")) if blessing else None,
+        quantized_model_uri=uri(quantized_model),
+        pushed_model_uri=uri(pushed_model),
+        synthetic_data=bool(synthetic_data),
+        pipeline_run_id=_run_id(pushed_model, model or examples),
+        title=title,
+        gate_config=GateConfig.from_json(gate_config_json),
+    )
+    write_report(inputs, report.uri)
+
+
+# ---- sections ---------------------------------------------------------------------------
+
+
+def _gates_section(page, inputs: ReportInputs) -> None:
+    page.heading("Gates")
+    rows = []
+    if inputs.evaluation_uri:
+        for outcome in gate_outcomes(inputs.evaluation_uri, inputs.gate_config):
+            value = "missing" if outcome.value is None else f"{outcome.value:.4f}"
+            threshold = (
+                f"≥ {outcome.threshold:.4f}"
+                if outcome.baseline is None
+                else f"drop ≤ {outcome.threshold:.4f} vs baseline {outcome.baseline:.4f}"
+            )
+            rows.append(["Evaluator", outcome.gate, value, threshold, _verdict(outcome.passed)])
+    if inputs.blessed is not None:
+        rows.append(["Evaluator", "blessing", "blessed" if inputs.blessed else "not blessed",
+                     "all gates", _verdict(inputs.blessed)])
+    table = _read_json(inputs.quantized_model_uri, VARIANTS_FILENAME)
+    if table:
+        for row in table.get("variants", []):
+            rows.append(["Quantizer", row["variant"], html.escape(row["message"]),
+                         f"drop ≤ {table['max_f1_drop']:.4f}", _verdict(row["passed"])])
+        if table.get("skipped"):
+            rows.append(["Quantizer", "conversion", html.escape(table["skipped"]), "", "skipped"])
+    push = _read_json(inputs.pushed_model_uri, "push.json")
+    if push:
+        rows.append(["Pusher", "push", html.escape(push["reason"]), "blessed and a variant",
+                     "pushed" if push["pushed"] else "not pushed"])
+    if rows:
+        page.table(["stage", "gate", "value", "threshold", "outcome"], rows, escape=False)
+    else:
+        page.missing("no gate results in this run")
+
+
+def _data_section(page, inputs: ReportInputs, class_names) -> None:
+    page.heading("Data")
+    summary = _read_json(inputs.ingest_summary_uri, "summary.json")
+    if summary:
+        counts = summary["counts"]
+        names = summary.get("class_names", class_names)
+        rows = [[split] + [counts[split].get(n, 0) for n in names]
+                + [sum(counts[split].values())] for split in counts]
+        page.table(["split"] + list(names) + ["total"], rows)
+        dup = summary.get("duplicates", {})
+        page.paragraph(
+            f"{summary.get('examples', '?')} examples from {summary.get('files', '?')} files; "
+            f"{summary.get('quarantined', 0)} quarantined "
+            f"{summary.get('quarantined_by_reason') or ''}; "
+            f"{dup.get('groups', 0)} duplicate groups ({dup.get('extra_copies', 0)} extra copies)."
+        )
+    elif inputs.examples_uri:
+        counts = _count_examples(inputs.examples_uri, class_names)
+        rows = [[split] + row + [sum(row)] for split, row in counts.items()]
+        page.table(["split"] + list(class_names) + ["total"], rows)
+        page.missing("no ingest summary: counts read from the Examples; duplicates unknown")
+    else:
+        page.missing("no data summary in this run")
+    quarantine = _read_json(inputs.quarantine_uri, "quarantine.json")
+    if quarantine and quarantine.get("files"):
+        page.subheading(f"Quarantined files ({quarantine['count']})")
+        files = quarantine["files"][:25]
+        page.table(["path", "reason", "message"],
+                   [[f.get("path"), f.get("reason"), f.get("message")] for f in files])
+    findings = _read_json(inputs.validation_uri, "findings.json")
+    if findings:
+        page.subheading("Image validation")
+        page.table(["check", "outcome", "message"],
+                   [[c["name"], _verdict(c["passed"]), html.escape(c["message"])]
+                    for c in findings.get("checks", [])], escape=False)
+
+
+def _training_section(page, training: dict | None) -> None:
+    page.heading("Training")
+    if not training:
+        page.missing("no training_summary.json next to the SavedModel")
+        return
+    history = training.get("history") or []
+    if isinstance(history, dict):  # {"loss": [...], ...}
+        length = max((len(v) for v in history.values()), default=0)
+        history = [{k: v[i] for k, v in history.items() if i < len(v)} for i in range(length)]
+    series = sorted({k for entry in history for k, v in entry.items()
+                     if isinstance(v, (int, float)) and k not in ("epoch", "seconds")})
+    if history and series:
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        epochs = [entry.get("epoch", i + 1) for i, entry in enumerate(history)]
+        for key in series:
+            axis = axes[0] if "loss" in key else axes[1]
+            axis.plot(epochs, [entry.get(key, np.nan) for entry in history], marker=".", label=key)
+        for axis, title in zip(axes, ("loss", "scores"), strict=True):
+            axis.set_xlabel("epoch")
+            axis.set_title(title)
+            if axis.lines:
+                axis.legend(fontsize=8)
+        page.figure(figure, "training_curves.png", "Training curves")
+    facts = {k: training[k] for k in ("model", "epochs", "best_epoch", "best_eval_macro_f1",
+                                      "train_seconds", "train_examples", "eval_examples")
+             if k in training}
+    page.table(["fact", "value"], [[k, _fmt(v)] for k, v in facts.items()])
+
+
+def _evaluation_section(page, inputs: ReportInputs) -> None:
+    page.heading("Evaluation (test split, Evaluator)")
+    if not inputs.evaluation_uri:
+        page.missing("no Evaluator output in this run")
+        return
+    summary = evaluation_summary(inputs.evaluation_uri, inputs.gate_config)
+    names = summary["class_names"]
+    page.paragraph(f"{_fmt(summary['example_count'])} test examples; accuracy "
+                   f"{_fmt(summary['accuracy'])}; macro F1 {_fmt(summary['macro_f1'])}.")
+    page.table(["class", "precision", "recall", "F1"],
+               [[name] + [_fmt(summary["per_class"][name][m])
+                          for m in ("precision", "recall", "f1_score")] for name in names])
+    matrix = summary["confusion_matrix"]
+    if matrix:
+        page.figure(_confusion_figure(np.asarray(matrix), names), "confusion_matrix.png",
+                    "Confusion matrix (rows: true class, columns: predicted)")
+
+
+def _embedding_section(page, inputs: ReportInputs, training: dict | None) -> None:
+    plots = dict((training or {}).get("embedding_plots") or {})
+    if inputs.model_run_uri:
+        for path in sorted(glob.glob(os.path.join(inputs.model_run_uri, "embeddings_*.png"))):
+            stage = os.path.basename(path)[len("embeddings_"):-len(".png")]
+            plots.setdefault(stage, path)
+    plots = {stage: path for stage, path in plots.items() if path and os.path.isfile(path)}
+    if not plots:
+        return  # not a Siamese run
+    page.heading("Siamese embeddings")
+    for stage in sorted(plots, key=lambda s: (s != "before", s)):
+        with open(plots[stage], "rb") as handle:
+            page.image(handle.read(), f"Embeddings {stage} training")
+
+
+def _attention_section(page, inputs: ReportInputs, class_names) -> None:
+    if not inputs.serving_model_dir or not inputs.examples_uri:
+        return
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(inputs.serving_model_dir).signatures[spec.TENSOR_SIGNATURE]
+    prefix = spec.ATTENTION_KEY_PREFIX
+    keys = sorted(key for key in signature.structured_outputs if key.startswith(prefix))
+    if not keys:
+        return
+    size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
+    split = read_split(inputs.examples_uri, "test", size, limit=OVERLAY_IMAGES)
+    if not len(split.labels):
+        return
+    outputs = signature(**{spec.IMAGE_TENSOR_KEY: tf.constant(split.images)})
+    probabilities = outputs[spec.PROBABILITIES_KEY].numpy()
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(keys), len(split.labels), squeeze=False,
+                                figsize=(2.6 * len(split.labels), 2.8 * len(keys)))
+    for row, key in enumerate(keys):
+        maps = outputs[key].numpy()
+        for col in range(len(split.labels)):
+            axis = axes[row][col]
+            axis.imshow(split.images[col, ..., 0], cmap="gray", vmin=0, vmax=255)
+            axis.imshow(maps[col, ..., 0], cmap="jet", alpha=0.4, vmin=0, vmax=1,
+                        extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+            predicted = class_names[int(probabilities[col].argmax())]
+            axis.set_title(f"{key}\ntrue {class_names[split.labels[col]]}\npred {predicted}",
+                           fontsize=7)
+            axis.axis("off")
+    page.heading("Attention overlays (test images)")
+    page.figure(figure, "attention_overlays.png", "Attention maps over the model input")
+
+
+def _variants_section(page, inputs: ReportInputs) -> None:
+    page.heading("TFLite variants (edge interpreter, test split)")
+    table = _read_json(inputs.quantized_model_uri, VARIANTS_FILENAME)
+    if not table or not table.get("variants"):
+        reason = (table or {}).get("skipped", "no Quantizer output in this run")
+        page.missing(reason)
+        return
+    reference = table["reference"]
+    page.paragraph(f"Float SavedModel ({reference['runtime']}): macro F1 "
+                   f"{reference['macro_f1']:.4f} on {table['test_examples']} test images; "
+                   f"selected: <b>{html.escape(str(table['selected']))}</b>.", escape=False)
+    names = table["class_names"]
+    rows = []
+    for row in table["variants"]:
+        if "error" in row:
+            rows.append([row["variant"], "", "", "", "", html.escape(row["error"]), "failed"])
+            continue
+        per_class = ", ".join(f"{n} {row['per_class_f1'][n]:.3f}" for n in names)
+        rows.append([row["variant"], f"{row['size_bytes'] / 1024:.1f} KiB",
+                     f"{row['macro_f1']:.4f}", f"{row['f1_drop']:+.4f}",
+                     f"{row['latency_ms']:.2f} ms", per_class, _verdict(row["passed"])])
+    page.table(["variant", "size", "macro F1", "drop vs float", "latency (1 thread)",
+                "per-class F1", "gate"], rows, escape=False)
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+class _Page:
+    """Accumulates HTML; figures become PNG files beside the page and data URIs inside it."""
+
+    def __init__(self, title: str, out_dir: str):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        self.title = title
+        self.out_dir = out_dir
+        self.parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
+
+    def banner(self, text: str) -> None:
+        self.parts.append(f'<p class="synthetic">{html.escape(text)}</p>')
+
+    def heading(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def subheading(self, text: str) -> None:
+        self.parts.append(f"<h3>{html.escape(text)}</h3>")
+
+    def paragraph(self, text: str, escape: bool = True) -> None:
+        self.parts.append(f"<p>{html.escape(text) if escape else text}</p>")
+
+    def missing(self, text: str) -> None:
+        self.parts.append(f'<p class="missing">{html.escape(text)}</p>')
+
+    def table(self, header, rows, escape: bool = True) -> None:
+        def cell(value):
+            return html.escape(str(value)) if escape else str(value)
+
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                       for row in rows)
+        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def figure(self, figure, filename: str, caption: str) -> None:
+        import matplotlib.pyplot as plt
+
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+        plt.close(figure)
+        with open(os.path.join(self.out_dir, filename), "wb") as handle:
+            handle.write(buffer.getvalue())
+        self.image(buffer.getvalue(), caption)
+
+    def image(self, png: bytes, caption: str) -> None:
+        data = base64.b64encode(png).decode("ascii")
+        self.parts.append(
+            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    def render(self) -> str:
+        return _TEMPLATE.format(title=html.escape(self.title), body="\n".join(self.parts))
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }}
+th, td {{ border: 1px solid #bbb; padding: 3px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #eee; }}
+.synthetic {{ background: #fff3cd; border: 2px solid #d39e00; padding: 0.8em; font-weight: bold; }}
+.missing {{ color: #777; font-style: italic; }}
+.pass {{ color: #176e2d; font-weight: bold; }} .fail {{ color: #b00020; font-weight: bold; }}
+img {{ max-width: 100%; }} figure {{ margin: 0.5em 0; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def _confusion_figure(matrix: np.ndarray, names):
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 4.2))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, col), value in np.ndenumerate(matrix):
+        axis.text(col, row, str(value), ha="center", va="center",
+                  color="white" if value > threshold else "black")
+    return figure
+
+
+def _count_examples(examples_uri: str, class_names) -> dict:
+    import tensorflow as tf
+
+    counts = {}
+    for split_dir in sorted(glob.glob(os.path.join(examples_uri, "Split-*"))):
+        row = [0] * len(class_names)
+        files = tf.io.gfile.glob(os.path.join(split_dir, "*"))
+        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+            label = tf.train.Example.FromString(record.numpy()).features.feature[spec.LABEL_KEY]
+            if label.int64_list.value and 0 <= label.int64_list.value[0] < len(row):
+                row[label.int64_list.value[0]] += 1
+        counts[os.path.basename(split_dir)[len("Split-"):]] = row
+    return counts
+
+
+def _read_json(directory: str | None, name: str) -> dict | None:
+    if not directory:
+        return None
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _verdict(passed: bool) -> str:
+    return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _run_id(pushed_model, other) -> str | None:
+    # Function components are not told the run id: the Pusher (a class component) records it;
+    # without a Pusher, the execution id in an input artifact's URI is the next best thing.
+    push = _read_json(pushed_model.uri if pushed_model else None, "push.json") or {}
+    if push.get("pipeline_run_id"):
+        return push["pipeline_run_id"]
+    return f"execution {os.path.basename(other.uri.rstrip('/'))}" if other else None
