@@ -212,16 +212,18 @@ def _training_section(page, training: dict | None) -> None:
     if history and series:
         import matplotlib.pyplot as plt
 
-        figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        groups = {"loss": [k for k in series if "loss" in k],
+                  "scores": [k for k in series if "loss" not in k]}
+        groups = {title: keys for title, keys in groups.items() if keys}
+        figure, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.5), squeeze=False)
         epochs = [entry.get("epoch", i + 1) for i, entry in enumerate(history)]
-        for key in series:
-            axis = axes[0] if "loss" in key else axes[1]
-            axis.plot(epochs, [entry.get(key, np.nan) for entry in history], marker=".", label=key)
-        for axis, title in zip(axes, ("loss", "scores"), strict=True):
+        for axis, (title, keys) in zip(axes[0], groups.items(), strict=True):
+            for key in keys:
+                values = [entry.get(key, np.nan) for entry in history]
+                axis.plot(epochs, values, marker=".", label=key)
             axis.set_xlabel("epoch")
             axis.set_title(title)
-            if axis.lines:
-                axis.legend(fontsize=8)
+            axis.legend(fontsize=8)
         page.figure(figure, "training_curves.png", "Training curves")
     facts = {k: training[k] for k in ("model", "epochs", "best_epoch", "best_eval_macro_f1",
                                       "train_seconds", "train_examples", "eval_examples")
@@ -236,7 +238,8 @@ def _evaluation_section(page, inputs: ReportInputs) -> None:
         return
     summary = evaluation_summary(inputs.evaluation_uri, inputs.gate_config)
     names = summary["class_names"]
-    page.paragraph(f"{_fmt(summary['example_count'])} test examples; accuracy "
+    count = summary["example_count"]
+    page.paragraph(f"{'n/a' if count is None else int(count)} test examples; accuracy "
                    f"{_fmt(summary['accuracy'])}; macro F1 {_fmt(summary['macro_f1'])}.")
     page.table(["class", "precision", "recall", "F1"],
                [[name] + [_fmt(summary["per_class"][name][m])
@@ -281,7 +284,7 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(len(keys), len(split.labels), squeeze=False,
-                                figsize=(2.6 * len(split.labels), 2.8 * len(keys)))
+                                figsize=(2.6 * len(split.labels), 3.2 * len(keys)))
     for row, key in enumerate(keys):
         maps = outputs[key].numpy()
         for col in range(len(split.labels)):
