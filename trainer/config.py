@@ -37,6 +37,7 @@ class TrainConfig:
     early_stopping_patience: int = 6  # epochs without a better eval macro F1
     min_epochs: int = 1
     max_train_seconds: float | None = None  # stop after the epoch that crosses it
+    target_eval_macro_f1: float | None = None  # stop as soon as eval macro F1 reaches it
     verbose: int = 2  # Keras progress: 1 = progress bar, 2 = one line per epoch
 
     # BatchNorm trap (FINDINGS): faster moving averages and a recalibration pass before eval.

@@ -150,21 +150,26 @@ def choose_siamese_classifier(config: TrainConfig, embedder: tf_keras.Model,
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> tf_keras.optimizers.Optimizer:
-    """AdamW with a linear warmup to `learning_rate` and cosine decay over the remaining steps."""
+    """AdamW on the warmup + cosine schedule; no weight decay on BatchNorm or biases."""
+    optimizer = tf_keras.optimizers.AdamW(
+        learning_rate=learning_rate_schedule(config, steps_per_epoch),
+        weight_decay=config.weight_decay,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """Linear warmup to `learning_rate`, then cosine decay to 1% over the remaining steps."""
     total = max(1, config.epochs * steps_per_epoch)
     warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
-    schedule = tf_keras.optimizers.schedules.CosineDecay(
+    return tf_keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else config.learning_rate,
         decay_steps=max(1, total - warmup),
         alpha=0.01,
         warmup_target=config.learning_rate if warmup else None,
         warmup_steps=warmup,
     )
-    optimizer = tf_keras.optimizers.AdamW(learning_rate=schedule,
-                                          weight_decay=config.weight_decay)
-    # Decay only conv/dense kernels, not BatchNorm scales/offsets or biases.
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer
 
 
 class EvalMacroF1Selector(tf_keras.callbacks.Callback):
@@ -186,12 +191,13 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
         self.history: list[dict[str, float]] = []
         self.started = time.monotonic()
         self.rng = np.random.default_rng(config.seed)
+        self.bn_forward = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        recalibrate_batchnorm(self.network, self.train_split.images,
-                              self.config.bn_recalibration_batches, self.config.batch_size,
-                              self.rng)
+        self.bn_forward = recalibrate_batchnorm(
+            self.network, self.train_split.images, self.config.bn_recalibration_batches,
+            self.config.batch_size, self.rng, self.bn_forward)
         report = metrics.f1_report(self.eval_split.labels, self.predict_eval_labels(),
                                    self.config.class_names)
         f1 = report["macro_f1"]
@@ -209,6 +215,10 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
         if done and epoch + 1 - self.best_epoch >= self.config.early_stopping_patience:
             print(f"early stopping: no better eval macro F1 for "
                   f"{self.config.early_stopping_patience} epochs")
+            self.model.stop_training = True
+        target = self.config.target_eval_macro_f1
+        if target is not None and f1 >= target:
+            print(f"target eval macro F1 {target} reached after epoch {epoch + 1}")
             self.model.stop_training = True
         budget = self.config.max_train_seconds
         if done and budget is not None and elapsed >= budget:
@@ -232,25 +242,46 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
 
 
 def recalibrate_batchnorm(model: tf_keras.Model, images: np.ndarray, batches: int,
-                          batch_size: int, rng: np.random.Generator) -> None:
-    """"Precise BN": replace moving statistics by the average over `batches` training batches.
+                          batch_size: int, rng: np.random.Generator, forward=None):
+    """"Precise BN": set moving statistics to their average over `batches` training batches.
 
-    Momentum 1 - 1/i at the i-th batch turns the moving average into a plain mean. Runs
-    eagerly so each call sees the momentum just set (a traced function would freeze it).
+    `forward` is a traced training-mode pass whose BatchNorm layers use momentum 0, so each
+    call leaves exactly one batch's statistics in the moving variables; we average those.
+    Returns `forward` for reuse (tracing B0 costs seconds; a traced call does not).
     """
     bn_layers = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     if batches <= 0 or not bn_layers:
-        return
+        return forward
+    if forward is None:
+        forward = _momentum_zero_forward(model, bn_layers)
+    statistics = [layer.moving_mean for layer in bn_layers] + \
+        [layer.moving_variance for layer in bn_layers]
+    sums = [np.zeros(v.shape, np.float64) for v in statistics]
+    for _ in range(batches):
+        indices = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
+        forward(tf.constant(images[indices]))
+        for total, variable in zip(sums, statistics, strict=True):
+            total += variable.numpy()
+    for total, variable in zip(sums, statistics, strict=True):
+        variable.assign(total / batches)
+    return forward
+
+
+def _momentum_zero_forward(model: tf_keras.Model, bn_layers):
+    """Traces model(x, training=True) with BatchNorm momentum 0, then restores the momenta
+    (the momentum is read when tracing, so training's own traced step keeps its value)."""
     saved = [layer.momentum for layer in bn_layers]
+    # A fixed signature: a retrace would silently pick up the restored momenta.
+    signature = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)]
+    forward = tf.function(lambda x: model(x, training=True), input_signature=signature)
     try:
-        for i in range(1, batches + 1):
-            for layer in bn_layers:
-                layer.momentum = 1.0 - 1.0 / i
-            indices = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
-            model(images[indices], training=True)
+        for layer in bn_layers:
+            layer.momentum = 0.0
+        forward.get_concrete_function()
     finally:
         for layer, momentum in zip(bn_layers, saved, strict=True):
             layer.momentum = momentum
+    return forward
 
 
 def embed(embedder: tf_keras.Model, images: np.ndarray) -> np.ndarray:
