@@ -173,8 +173,7 @@ def _data_section(page, inputs: ReportInputs, class_names) -> None:
         dup = summary.get("duplicates", {})
         page.paragraph(
             f"{summary.get('examples', '?')} examples from {summary.get('files', '?')} files; "
-            f"{summary.get('quarantined', 0)} quarantined "
-            f"{summary.get('quarantined_by_reason') or ''}; "
+            f"{summary.get('quarantined', 0)} quarantined{_by_reason(summary)}; "
             f"{dup.get('groups', 0)} duplicate groups ({dup.get('extra_copies', 0)} extra copies)."
         )
     elif inputs.examples_uri:
@@ -442,6 +441,11 @@ def _read_json(directory: str | None, name: str) -> dict | None:
         return None
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def _by_reason(summary: dict) -> str:
+    reasons = summary.get("quarantined_by_reason") or {}
+    return f" ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})" if reasons else ""
 
 
 def _verdict(passed: bool) -> str:
