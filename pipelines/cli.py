@@ -1,12 +1,25 @@
 """`cxr-pipeline`: the command line of the pipeline side.
 
   cxr-pipeline demo-data --out DIR [--per-class N] [--size PX] [--seed S]
+  cxr-pipeline run --data-root DIR --pipeline-root DIR [--runner local|beam]
+                   [--model attention [--model baseline ...]] [--image-size PX] [--epochs N]
+                   [--serving-dir DIR]
+  cxr-pipeline demo [--workdir demo-run]
+
+Exit codes of `run` and `demo`: 0 the model was blessed and pushed; 3 the run completed but the
+model was not blessed (a gate failed) or nothing was pushed; 1 the run failed.
 """
 
 import argparse
 import sys
 
 from components import demo_data
+from pipelines import demo
+from pipelines.configs import PipelineConfig
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_NOT_BLESSED = 3
 
 
 def main(argv=None):
@@ -14,8 +27,72 @@ def main(argv=None):
         prog="cxr-pipeline", description="Chest X-ray triage pipeline: data, training, edge push.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     demo_data.add_demo_data_parser(subparsers)
+    _add_run_parser(subparsers)
+    demo.add_demo_parser(subparsers)
     args = parser.parse_args(argv)
     return args.func(args)
+
+
+def _add_run_parser(subparsers):
+    parser = subparsers.add_parser(
+        "run", help="run the whole pipeline on a class-folder tree",
+        description="Run the whole pipeline. Settings not given here come from CXR_* variables "
+                    "(pipelines/configs.py), then the defaults.")
+    parser.add_argument("--data-root", required=True,
+                        help="class folders (Kaggle layout <Class>/images/* or <Class>/*)")
+    parser.add_argument("--pipeline-root", required=True,
+                        help="everything the run writes goes here (artifacts, MLMD, report)")
+    parser.add_argument("--runner", choices=("local", "beam"), default="beam")
+    parser.add_argument("--model", action="append", dest="models",
+                        choices=("baseline", "attention", "siamese"),
+                        help="repeat to train several; the first is pushed (default attention)")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--serving-dir", help="where to push (default <pipeline-root>/serving)")
+    parser.add_argument("--real-data", action="store_true",
+                        help="the data are real X-rays (the report and manifest otherwise say "
+                             "synthetic)")
+    parser.set_defaults(func=_run_from_args)
+
+
+def _run_from_args(args):
+    config = PipelineConfig.from_env(
+        data_root=args.data_root, pipeline_root=args.pipeline_root,
+        models=tuple(args.models) if args.models else None, image_size=args.image_size,
+        epochs=args.epochs, serving_dir=args.serving_dir,
+        synthetic_data=False if args.real_data else None)
+    return run_and_report(config, args.runner)
+
+
+def run_and_report(config: PipelineConfig, runner: str) -> int:
+    """Runs the pipeline, prints what it produced, returns the exit code."""
+    from pipelines import beam_runner, local_runner
+    from pipelines.pipeline import gate_config, resolve_pipeline_class_names
+    from pipelines.run_summary import latest_run_summary
+
+    print(f"cxr-pipeline: {runner} run of {config.models} on {config.data_root} "
+          f"({'SYNTHETIC' if config.synthetic_data else 'real'} data) → {config.pipeline_root}",
+          flush=True)
+    failure = None
+    try:
+        (beam_runner if runner == "beam" else local_runner).run(config)
+    except Exception as error:  # noqa: BLE001 (reported with the run's state, then exit 1)
+        failure = error
+    gates = gate_config(config, resolve_pipeline_class_names(config))
+    try:
+        summary = latest_run_summary(config.metadata_path, gates)
+    except Exception as error:  # noqa: BLE001
+        summary = None
+        print(f"cxr-pipeline: no run summary ({error})", file=sys.stderr)
+    if summary is not None:
+        print("\n".join(summary.lines()))
+    if failure is not None:
+        print(f"cxr-pipeline: the run FAILED: {type(failure).__name__}: {failure}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if summary is None or not summary.blessed or not summary.pushed:
+        return EXIT_NOT_BLESSED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,23 @@
+"""Runs the pipeline with TFX's BeamDagRunner: the DAG itself is a Beam pipeline.
+
+    python pipelines/beam_runner.py
+    tfx pipeline create --engine beam --pipeline_path "$PWD/pipelines/beam_runner.py"
+    tfx run create --engine beam --pipeline_name cxr-edge
+
+Settings come from the environment (CXR_*; see pipelines/configs.py). For a cluster, point the
+components' Beam jobs elsewhere with CXR_BEAM_PIPELINE_ARGS (README: Flink, Spark, Dataflow).
+"""
+
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+from pipelines.configs import PipelineConfig
+from pipelines.pipeline import create_pipeline
+
+
+def run(config: PipelineConfig | None = None):
+    config = config or PipelineConfig.from_env()
+    return BeamDagRunner().run(create_pipeline(config))
+
+
+if __name__ == "__main__":
+    run()

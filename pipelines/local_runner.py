@@ -1,0 +1,23 @@
+"""Runs the pipeline with TFX's LocalDagRunner (components in this process, in order).
+
+    python pipelines/local_runner.py
+    tfx pipeline create --engine local --pipeline_path "$PWD/pipelines/local_runner.py"
+    tfx run create --engine local --pipeline_name cxr-edge
+
+Settings come from the environment (CXR_*; see pipelines/configs.py). Beam-based components
+still use `beam_pipeline_args` (DirectRunner, one process per core by default).
+"""
+
+from tfx import v1 as tfx
+
+from pipelines.configs import PipelineConfig
+from pipelines.pipeline import create_pipeline
+
+
+def run(config: PipelineConfig | None = None):
+    config = config or PipelineConfig.from_env()
+    return tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,157 @@
+"""The cxr-edge TFX pipeline: one `create_pipeline`, wiring only.
+
+ImageExampleGen → StatisticsGen → SchemaGen → ExampleValidator + ImageValidator
+  → Trainer (one per model kind) → LatestBlessedModel resolver → Evaluator (F1 gates)
+  → Quantizer (TFLite variants gated on the edge interpreter) → EdgePusher → RunReport
+
+With several model kinds, each gets its own Trainer, Evaluator and Quantizer (ids suffixed with
+the kind); the first kind is the one pushed and reported in full, the others are compared.
+"""
+
+import os
+
+from tfx import v1 as tfx
+
+from components.edge_pusher import EdgePusher
+from components.evaluation import GateConfig, build_eval_config
+from components.image_example_gen.component import ImageExampleGen
+from components.image_example_gen.ingest import resolve_class_names
+from components.image_validator import ImageValidator
+from components.quantizer import Quantizer, QuantizerConfig
+from components.report import RunReportGen
+from edge import spec
+from pipelines.configs import PipelineConfig
+
+RUN_FN = "trainer.run.run_fn"
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    class_names = resolve_pipeline_class_names(config)
+    gates = gate_config(config, class_names)
+
+    example_gen = ImageExampleGen(
+        input_base=config.data_root, class_names=class_names, seed=config.seed,
+        max_side=config.max_side)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.examples)
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    image_validator = ImageValidator(
+        examples=example_gen.examples,
+        ingest_summary=example_gen.outputs["ingest_summary"],
+        class_names=class_names)
+    components = [example_gen, statistics_gen, schema_gen, example_validator, image_validator]
+
+    first = None
+    for kind in config.models:
+        suffix = "" if len(config.models) == 1 else f"_{kind}"
+        trainer = tfx.components.Trainer(
+            run_fn=RUN_FN,
+            examples=example_gen.examples,
+            schema=schema_gen.outputs["schema"],
+            custom_config=train_custom_config(config, kind, class_names),
+        ).with_id("Trainer" + suffix)
+        # Training starts only once the data passed the image checks.
+        trainer.add_upstream_node(image_validator)
+        resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver" + suffix)
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.examples,
+            model=trainer.outputs["model"],
+            baseline_model=resolver.outputs["model"],
+            example_splits=["test"],
+            eval_config=build_eval_config(gates),
+        ).with_id("Evaluator" + suffix)
+        quantizer = Quantizer(
+            model=trainer.outputs["model"],
+            examples=example_gen.examples,
+            model_blessing=evaluator.outputs["blessing"],
+            config_json=QuantizerConfig(
+                variants=config.quantization_variants,
+                max_f1_drop=config.max_quantized_f1_drop,
+                class_names=class_names,
+                seed=config.seed,
+            ).to_json(),
+        ).with_id("Quantizer" + suffix)
+        components += [trainer, resolver, evaluator, quantizer]
+        if first is None:
+            first = (trainer, evaluator, quantizer)
+
+    trainer, evaluator, quantizer = first
+    pusher = EdgePusher(
+        model_blessing=evaluator.outputs["blessing"],
+        quantized_model=quantizer.outputs["quantized_model"],
+        push_destination=config.serving_model_dir,
+        evaluation=evaluator.outputs["evaluation"],
+        examples=example_gen.examples,
+        gate_config=gates,
+        synthetic_data=config.synthetic_data,
+    )
+    report = RunReportGen(
+        examples=example_gen.examples,
+        ingest_summary=example_gen.outputs["ingest_summary"],
+        quarantine=example_gen.outputs["quarantine_report"],
+        validation=image_validator.outputs["findings"],
+        model=trainer.outputs["model"],
+        model_run=trainer.outputs["model_run"],
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"],
+        quantized_model=quantizer.outputs["quantized_model"],
+        pushed_model=pusher.outputs["pushed_model"],
+        synthetic_data=int(config.synthetic_data),
+        gate_config_json=gates.to_json(),
+    )
+    components += [pusher, report]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+def resolve_pipeline_class_names(config: PipelineConfig) -> tuple[str, ...]:
+    """The configured order, else the ExampleGen's rule (class folders found, sorted).
+
+    Fixed when the pipeline is built, so the Trainer, the gates and the manifest agree."""
+    if config.class_names:
+        return tuple(config.class_names)
+    if os.path.isdir(config.data_root):
+        names, _ignored_folders = resolve_class_names(config.data_root)
+        return tuple(names)
+    # A tree only the workers can read (a bucket): the project's default order.
+    return spec.CLASS_NAMES
+
+
+def gate_config(config: PipelineConfig, class_names) -> GateConfig:
+    priority = spec.PRIORITY_CLASS if spec.PRIORITY_CLASS in class_names else class_names[0]
+    return GateConfig(
+        min_macro_f1=config.min_macro_f1,
+        min_priority_recall=config.min_covid_recall,
+        max_macro_f1_regression=config.max_regression,
+        class_names=tuple(class_names),
+        priority_class=priority,
+    )
+
+
+def train_custom_config(config: PipelineConfig, kind: str, class_names) -> dict:
+    custom = {
+        "model": kind,
+        "class_names": list(class_names),
+        "image_size": config.image_size,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "weights": config.weights,
+        "seed": config.seed,
+    }
+    if config.max_train_seconds:
+        custom["max_train_seconds"] = config.max_train_seconds
+    custom.update(config.train_overrides)
+    return custom
