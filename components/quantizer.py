@@ -35,7 +35,7 @@ QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply")
 class QuantizedModel(artifact.Artifact):
     """A directory of .tflite variants, variants.json and the selected variant's name."""
 
-    TYPE_NAME = "QuantizedModel"
+    TYPE_NAME = "cxredge.QuantizedModel"
 
 
 class NoVariantPassed(RuntimeError):

@@ -33,7 +33,7 @@ OVERLAY_IMAGES = 4
 class RunReport(artifact.Artifact):
     """report.html (self-contained) and the PNG charts it embeds."""
 
-    TYPE_NAME = "CxrRunReport"
+    TYPE_NAME = "cxredge.RunReport"
 
 
 @dataclasses.dataclass

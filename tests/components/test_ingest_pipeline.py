@@ -6,6 +6,7 @@ import os
 import pytest
 from tfx import v1 as tfx
 
+from components.artifact_types import ImageValidationFindings
 from components.image_example_gen.component import ImageExampleGen
 from components.image_validator import ImageValidator
 from edge import spec
@@ -37,7 +38,7 @@ def test_standard_components_consume_the_image_examples(clean_tree, tmp_path):
     executions = store.get_executions()
     assert len(executions) == 5
     assert all(e.last_known_state == e.COMPLETE for e in executions)
-    [findings] = store.get_artifacts_by_type("CxrImageValidationFindings")
+    [findings] = store.get_artifacts_by_type(ImageValidationFindings.TYPE_NAME)
     with open(os.path.join(findings.uri, "findings.json")) as f:
         assert json.load(f)["passed"] is True
     [schema_artifact] = store.get_artifacts_by_type("Schema")

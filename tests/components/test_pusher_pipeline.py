@@ -14,8 +14,8 @@ from tfx import v1 as tfx
 
 from components.edge_pusher import LATEST_FILE, LATEST_LINK, VERSIONS_DIR, EdgePusher
 from components.evaluation import GateConfig, build_eval_config, gate_outcomes
-from components.quantizer import Quantizer, QuantizerConfig
-from components.report import REPORT_FILENAME, RunReportGen
+from components.quantizer import QuantizedModel, Quantizer, QuantizerConfig
+from components.report import REPORT_FILENAME, RunReport, RunReportGen
 from edge import manifest as edge_manifest
 from edge import spec
 from tests.components import evalkit
@@ -186,9 +186,9 @@ def _latest_outputs(root: str) -> dict:
     return {
         "blessed": prop(blessing, "blessed"),
         "evaluation": latest("ModelEvaluation").uri,
-        "quantized": latest("QuantizedModel").uri,
+        "quantized": latest(QuantizedModel.TYPE_NAME).uri,
         "pushed": prop(pushed, "pushed"),
         "pushed_uri": pushed.uri,
         "pushed_destination": prop(pushed, "pushed_destination"),
-        "report": latest("CxrRunReport").uri,
+        "report": latest(RunReport.TYPE_NAME).uri,
     }
