@@ -12,6 +12,7 @@ from trainer.models import attention, backbone, build_model, siamese
 SIZE = 64
 # EfficientNetB0 without top has 4,049,571 parameters; the rest is the head.
 B0_NO_TOP = 4_049_571
+FEATURES = 192 + 320 + 1280  # concat(ĝ1, ĝ2, GAP(g)) of the attention model
 
 
 def config(**overrides):
@@ -49,7 +50,7 @@ def test_attention_outputs_maps_in_unit_range(normalisation):
 def test_attention_parameter_count_follows_gate_formula(width):
     model = build_model(config(model="attention", attention_channels=width))
     assert model.count_params() == B0_NO_TOP + gate_params(192, width) + \
-        gate_params(320, width) + (192 + 320 + 1280) * 4 + 4
+        gate_params(320, width) + 4 * FEATURES + FEATURES * 4 + 4  # BN + dense head
 
 
 def gate_params(x_channels, width, g_channels=1280):
@@ -83,10 +84,10 @@ def test_siamese_embeddings_are_unit_length_and_classifier_scores(backbone_kind)
     assert embedding.shape == (3, 16)
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
     assert ("attention_1" in outputs) == (backbone_kind == "attention")
-    features = 192 + 320 + 1280 if backbone_kind == "attention" else 1280
+    features = FEATURES if backbone_kind == "attention" else 1280
     head = features * 16 + 16
     extra = model.count_params() - head - B0_NO_TOP
-    assert extra == (gate_params(192, 128) + gate_params(320, 128)
+    assert extra == (gate_params(192, 128) + gate_params(320, 128) + 4 * FEATURES
                      if backbone_kind == "attention" else 0)
 
     prototypes = np.eye(4, 16, dtype=np.float32)

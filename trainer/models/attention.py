@@ -12,7 +12,7 @@ are gated by the final 1280-channel map g. Each gate:
     y = α (upsampled to x's grid) · x
     ĝ = Σ_spatial BN(W·y)               # W: 1×1 conv
 
-and the head classifies concat(ĝ1, ĝ2, GAP(g)). The attention maps α are extra outputs so
+and the head classifies BN(concat(ĝ1, ĝ2, GAP(g))). The attention maps α are extra outputs so
 the edge runner can draw them. In B0 both x maps already share g's 1/32 grid, so θ's stride
 (`attention_subsample`) defaults to 1; the paper's 2 would leave a 1×1 map at 64 px.
 """
@@ -50,7 +50,11 @@ def attention_features(image, config: TrainConfig):
         key = f"{spec.ATTENTION_KEY_PREFIX}{index}"
         attention_maps[key] = layers.Activation("linear", name=key)(alpha)
     pooled = layers.GlobalAveragePooling2D(name="gap")(gating)
-    features = layers.Concatenate(name="attention_features")(gated_features + [pooled])
+    features = layers.Concatenate(name="attention_concat")(gated_features + [pooled])
+    # The sigmoid gates' spatial sums grow with the map's area (4 cells at 64 px, 49 at 224)
+    # and start the head with large, confident logits; BatchNorm puts the three on one scale.
+    features = layers.BatchNormalization(momentum=config.bn_momentum,
+                                         name="attention_features")(features)
     return features, attention_maps
 
 
