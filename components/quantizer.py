@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -27,9 +28,11 @@ from edge.runtime import ModelRunner
 from trainer import metrics
 
 VARIANTS_FILENAME = "variants.json"
+TRAINING_SUMMARY_FILENAME = "training_summary.json"  # written by the trainer beside the model
 ALL_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io", "qat")
-# Layers QAT leaves in float: tfmot has no quantize config for them (see FINDINGS).
-QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply")
+# Layers QAT leaves in float: tfmot has no quantize config for the first three (FINDINGS); an
+# annotated Concatenate in the attention head makes the converter fail its same-scale rule.
+QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply", "Concatenate")
 
 
 class QuantizedModel(artifact.Artifact):
@@ -160,10 +163,16 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config) -> 
 
 def convert(variant: str, saved_model_dir: str, train, config: QuantizerConfig) -> bytes:
     """One TFLite flatbuffer of the `serving_tensor` signature."""
+    if variant == "qat":
+        with tempfile.TemporaryDirectory(prefix="qat_") as export_dir:
+            _export_qat_saved_model(saved_model_dir, train, config, export_dir)
+            return _convert_saved_model(variant, export_dir, train)
+    return _convert_saved_model(variant, saved_model_dir, train)
+
+
+def _convert_saved_model(variant: str, saved_model_dir: str, train) -> bytes:
     import tensorflow as tf
 
-    if variant == "qat":
-        saved_model_dir = _qat_saved_model(saved_model_dir, train, config)
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=[spec.TENSOR_SIGNATURE]
     )
@@ -302,10 +311,10 @@ def _median_latency_ms(runner: ModelRunner, image: np.ndarray, runs: int) -> flo
     return round(statistics.median(timings), 3)
 
 
-def _qat_saved_model(saved_model_dir: str, train, config: QuantizerConfig) -> str:
+def _export_qat_saved_model(
+    saved_model_dir: str, train, config: QuantizerConfig, export_dir: str
+) -> None:
     """Fine-tunes a QAT copy of the Keras model on the train split; exports serving_tensor."""
-    import tempfile
-
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras
@@ -314,15 +323,23 @@ def _qat_saved_model(saved_model_dir: str, train, config: QuantizerConfig) -> st
     )
 
     supported = registry.Default8BitQuantizeRegistry()
+    keras_model = _keras_model_for_qat(saved_model_dir, train)
+    # The project's own layers (e.g. per-image standardisation) stay float; tfmot must still
+    # know their classes to rebuild the model.
+    custom = {
+        type(layer).__name__: type(layer)
+        for layer in keras_model.layers
+        if not type(layer).__module__.startswith("tf_keras")
+    }
 
     def annotate(layer):
-        if type(layer).__name__ in QAT_SKIPPED_LAYERS or not supported.supports(layer):
+        name = type(layer).__name__
+        if name in QAT_SKIPPED_LAYERS or name in custom or not supported.supports(layer):
             return layer
         return tfmot.quantization.keras.quantize_annotate_layer(layer)
 
-    keras_model = tf_keras.models.load_model(saved_model_dir, compile=False)
-    annotated = tf_keras.models.clone_model(keras_model, clone_function=annotate)
-    with tfmot.quantization.keras.quantize_scope():
+    with tfmot.quantization.keras.quantize_scope(custom):
+        annotated = tf_keras.models.clone_model(keras_model, clone_function=annotate)
         qat_model = tfmot.quantization.keras.quantize_apply(annotated)
     size = train.images.shape[1]
     # quantize_apply renames output layers ("quant_..."); the call keeps the original dict keys.
@@ -349,6 +366,38 @@ def _qat_saved_model(saved_model_dir: str, train, config: QuantizerConfig) -> st
         result = qat_model(image, training=False)
         return {key: tf.identity(value) for key, value in result.items()}
 
-    export_dir = tempfile.mkdtemp(prefix="qat_")
     tf.saved_model.save(qat_model, export_dir, signatures={spec.TENSOR_SIGNATURE: serve_tensor})
-    return export_dir
+
+
+def _keras_model_for_qat(saved_model_dir: str, train):
+    """The trained Keras model, rebuilt from the trainer's code when its config is known.
+
+    A model revived from a SavedModel has generic stand-ins for the project's layers, which
+    tfmot cannot clone; rebuilding from `training_summary.json`'s config and copying the weights
+    gives the real classes. The copy is checked against the SavedModel's own outputs.
+    """
+    import tf_keras
+
+    loaded = tf_keras.models.load_model(saved_model_dir, compile=False)
+    summary_path = os.path.join(saved_model_dir, TRAINING_SUMMARY_FILENAME)
+    config = None
+    if os.path.isfile(summary_path):
+        with open(summary_path) as handle:
+            config = json.load(handle).get("config")
+    if not config:
+        return loaded
+    if config.get("model") == "siamese":
+        raise ValueError("QAT supports the baseline and attention models, not the Siamese one "
+                         "(its nearest-prototype head has no quantized training path)")
+    from trainer.config import TrainConfig
+    from trainer.models import build_model
+
+    rebuilt = build_model(TrainConfig.from_custom_config(config))
+    rebuilt.set_weights(loaded.get_weights())
+    probe = train.images[:4]
+    expected = loaded(probe, training=False)[spec.PROBABILITIES_KEY].numpy()
+    actual = rebuilt(probe, training=False)[spec.PROBABILITIES_KEY].numpy()
+    if not np.allclose(expected, actual, atol=1e-4):
+        raise ValueError("the model rebuilt for QAT does not reproduce the SavedModel's outputs "
+                         f"(max difference {np.abs(expected - actual).max():.4g})")
+    return rebuilt
