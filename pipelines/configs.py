@@ -31,7 +31,7 @@ class PipelineConfig:
     class_names: tuple[str, ...] = ()  # empty: the folder names found, sorted
     image_size: int = spec.DEMO_IMAGE_SIZE
     max_side: int = 512  # ingestion caps stored images at this side
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 32
     max_train_seconds: float = 0.0  # 0: no time cap
     weights: str = "none"  # none | imagenet | path to a local weights file

@@ -21,7 +21,7 @@ from pathlib import Path
 from components import demo_data
 from pipelines.configs import REPO_ROOT, PipelineConfig
 
-DEMO_PER_CLASS = 500
+DEMO_PER_CLASS = 860  # → ~600 train, ~130 eval, ~130 test images per class (70/15/15)
 DEMO_HOLDOUT_PER_CLASS = 2
 HOLDOUT_SEED = 10_001  # never the training seed: these images were not ingested
 

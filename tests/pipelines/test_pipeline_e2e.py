@@ -1,0 +1,86 @@
+"""The whole pipeline, for real, via BeamDagRunner on demo phantoms: the production gates bless
+the model, a verified .tflite is pushed, the report is written, the edge runner classifies with
+the pushed model, and a second run with unchanged inputs is served from the cache."""
+
+import os
+
+import pytest
+
+from components import demo_data
+from components.evaluation import GateConfig
+from edge import spec
+from edge.classifier import Classifier, ClassifierOptions
+from edge.manifest import load_model_dir
+from pipelines import beam_runner
+from pipelines.configs import PipelineConfig
+from pipelines.pipeline import gate_config, resolve_pipeline_class_names
+from pipelines.run_summary import latest_run_summary
+
+# Small enough for 2 cores, large enough that the default gates (macro F1 and COVID recall
+# >= 0.90 on the test split) are met honestly: ~50 test images per class.
+PER_CLASS = 330
+IMAGE_SIZE = 32
+COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "ImageValidator", "Trainer", "latest_blessed_model_resolver", "Evaluator",
+              "Quantizer", "EdgePusher", "RunReportGen"}
+
+
+@pytest.fixture(scope="module")
+def e2e_config(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    demo_data.generate(str(root / "data"), per_class=PER_CLASS, size=64, seed=0)
+    return PipelineConfig(
+        data_root=str(root / "data"), pipeline_root=str(root / "pipeline"),
+        models=("attention",), image_size=IMAGE_SIZE, epochs=8,
+        quantization_variants=("dynamic", "int8"),
+        beam_pipeline_args=("--direct_running_mode=multi_processing",
+                            "--direct_num_workers=2"))
+
+
+@pytest.mark.slow
+def test_beam_run_blesses_pushes_and_reports(e2e_config):
+    gates = _gates(e2e_config)
+    beam_runner.run(e2e_config)
+    summary = latest_run_summary(e2e_config.metadata_path, gates)
+
+    assert set(summary.executions) == COMPONENTS
+    assert set(summary.executions.values()) == {"COMPLETE"}, summary.executions
+    assert summary.blessed, summary.lines()
+    assert all(gate.passed for gate in summary.gates) and len(summary.gates) >= 2
+    assert summary.pushed and os.path.isfile(summary.report_html)
+
+    pushed = load_model_dir(summary.pushed_dir)  # verifies sha256, input size, class order
+    assert pushed.manifest["class_names"] == list(spec.CLASS_NAMES)
+    assert pushed.manifest["synthetic_data"] is True
+    assert pushed.manifest["input_size"] == IMAGE_SIZE
+
+    # The edge runner, on phantoms the pipeline never saw.
+    holdout = demo_data.generate(os.path.join(e2e_config.pipeline_root, "..", "holdout"),
+                                 per_class=5, size=64, seed=777)
+    classifier = Classifier.open(summary.pushed_dir, ClassifierOptions(threads=1))
+    truths, predictions = [], []
+    for class_name, paths in holdout.items():
+        for path in paths:
+            predictions.append(classifier.classify(classifier.load(path)).predicted_class)
+            truths.append(class_name)
+    correct = sum(t == p for t, p in zip(truths, predictions))
+    assert correct >= 0.8 * len(truths), f"{correct}/{len(truths)} held-out phantoms right"
+
+
+@pytest.mark.slow
+def test_rerun_with_unchanged_inputs_is_cached_and_pushes_nothing_new(e2e_config):
+    gates = _gates(e2e_config)
+    versions = os.listdir(os.path.join(e2e_config.serving_model_dir, "versions"))
+    beam_runner.run(e2e_config)
+    summary = latest_run_summary(e2e_config.metadata_path, gates)
+
+    assert set(summary.executions) == COMPONENTS
+    # The resolver always runs (it reads MLMD); everything that computes is reused.
+    computed = {name: state for name, state in summary.executions.items()
+                if name != "latest_blessed_model_resolver"}
+    assert set(computed.values()) == {"CACHED"}, computed
+    assert os.listdir(os.path.join(e2e_config.serving_model_dir, "versions")) == versions
+
+
+def _gates(config) -> GateConfig:
+    return gate_config(config, resolve_pipeline_class_names(config))
