@@ -1,0 +1,138 @@
+"""Edge latency, model size and macro-F1 loss per TFLite variant, against the SavedModel.
+
+Every variant of every model is timed by `latency_worker.py` through the edge runner (LiteRT)
+in the edge interpreter, the SavedModel by the same worker under TensorFlow, each at 1 and 2
+threads on the same preprocessed test images. Macro F1 of each runtime is computed on the same
+images; the loss is the SavedModel's macro F1 minus the variant's, in points (×100).
+"""
+
+import os
+
+import numpy as np
+
+from benchmarks.common import BENCH_DIR, mb, pipeline_python, run_json, summarize_ms, tree_bytes
+from trainer import metrics
+
+INT8_RATIO_GOAL = 0.5  # int8 latency ≤ 0.5 × float32 (EfficientNet-Lite0: 0.54 on a Pixel 4)
+INT8_ATTENTION_SIZE_GOAL_MB = 5.5
+F1_LOSS_GOAL_POINTS = 0.5
+WORKER = str(BENCH_DIR / "latency_worker.py")
+
+
+def measure(bench_models, images: dict, edge_python: str, threads=(1, 2), passes: int = 2,
+            warmup: int = 5) -> dict:
+    labels = np.load(images["labels"])
+    first = next(iter(bench_models.models.values()))
+    num_classes = len(first.training_summary["config"]["class_names"])
+    rows = []
+    for thread_count in threads:
+        files = {}
+        for kind, model in bench_models.models.items():
+            for variant in ("float32", "float16", "dynamic", "int8"):
+                path = model.tflite(variant)
+                if path and os.path.isfile(path):
+                    files[path] = (kind, variant)
+        print(f"bench: TFLite latency, {len(files)} models, {thread_count} thread(s)", flush=True)
+        tflite = _worker(edge_python, "tflite", thread_count, images, list(files), passes, warmup)
+        for result in tflite["results"]:
+            kind, variant = files[result["model"]]
+            rows.append(_row(kind, variant, thread_count, tflite["runtime"], result, labels,
+                             num_classes, os.path.getsize(result["model"])))
+        for kind, model in bench_models.models.items():
+            print(f"bench: SavedModel latency, {kind}, {thread_count} thread(s)", flush=True)
+            saved = _worker(pipeline_python(), "savedmodel", thread_count, images,
+                            [model.saved_model_dir], passes, warmup)
+            rows.append(_row(kind, "savedmodel", thread_count, saved["runtime"],
+                             saved["results"][0], labels, num_classes,
+                             tree_bytes(model.saved_model_dir)))
+    _add_comparisons(rows)
+    return {
+        "images": int(len(labels)),
+        "passes": passes,
+        "warmup": warmup,
+        "rows": rows,
+        "int8_vs_float32": _int8_ratios(rows),
+        "sizes": _sizes(bench_models),
+        "goals": {"int8_over_float32_latency_max": INT8_RATIO_GOAL,
+                  "int8_attention_size_max_mb": INT8_ATTENTION_SIZE_GOAL_MB,
+                  "macro_f1_loss_max_points": F1_LOSS_GOAL_POINTS},
+    }
+
+
+def _worker(python, backend, threads, images, models, passes, warmup) -> dict:
+    command = [python, WORKER, "--backend", backend, "--threads", str(threads),
+               "--images", images["images"], "--passes", str(passes), "--warmup", str(warmup)]
+    for model in models:
+        command += ["--model", model]
+    return run_json(command)
+
+
+def _row(kind, variant, threads, runtime, result, labels, num_classes, size_bytes) -> dict:
+    predictions = np.asarray(result["predictions"])
+    return {
+        "model": kind,
+        "variant": variant,
+        "threads": threads,
+        "runtime": runtime,
+        **summarize_ms(result["latencies_ms"]),
+        "load_and_first_ms": result["load_and_first_ms"],
+        "macro_f1": round(metrics.macro_f1(labels, predictions, num_classes), 4),
+        "size_bytes": size_bytes,
+        "size_mb": mb(size_bytes),
+    }
+
+
+def _add_comparisons(rows) -> None:
+    """Each row's latency and macro F1 against the SavedModel (same model, same threads)."""
+    saved = {(r["model"], r["threads"]): r for r in rows if r["variant"] == "savedmodel"}
+    for row in rows:
+        reference = saved.get((row["model"], row["threads"]))
+        if reference is None:
+            continue
+        row["latency_vs_savedmodel"] = round(row["median_ms"] / reference["median_ms"], 3)
+        loss = round(100 * (reference["macro_f1"] - row["macro_f1"]), 2)
+        row["macro_f1_loss_points"] = loss
+        if row["variant"] != "savedmodel":
+            row["f1_goal_met"] = loss <= F1_LOSS_GOAL_POINTS
+
+
+def _int8_ratios(rows) -> list[dict]:
+    by_key = {(r["model"], r["variant"], r["threads"]): r for r in rows}
+    ratios = []
+    for (kind, variant, threads), row in sorted(by_key.items()):
+        if variant != "int8" or (kind, "float32", threads) not in by_key:
+            continue
+        float32 = by_key[(kind, "float32", threads)]
+        ratio = round(row["median_ms"] / float32["median_ms"], 3)
+        ratio_p90 = round(row["p90_ms"] / float32["p90_ms"], 3)
+        ratios.append({"model": kind, "threads": threads, "int8_median_ms": row["median_ms"],
+                       "float32_median_ms": float32["median_ms"], "ratio_median": ratio,
+                       "ratio_p90": ratio_p90, "goal_met": ratio <= INT8_RATIO_GOAL})
+    return ratios
+
+
+def _sizes(bench_models) -> list[dict]:
+    """Per variant: file size, and the Quantizer's own gate numbers (its full test split)."""
+    sizes = []
+    for kind, model in bench_models.models.items():
+        reference = model.variants.get("reference", {})
+        for row in model.variants.get("variants", []):
+            path = model.tflite(row["variant"])
+            if not path or not os.path.isfile(path):
+                continue
+            size = os.path.getsize(path)
+            entry = {"model": kind, "variant": row["variant"], "size_bytes": size,
+                     "size_mb": mb(size), "source": model.variants_source,
+                     "quantizer_macro_f1": row.get("macro_f1"),
+                     "quantizer_reference_macro_f1": reference.get("macro_f1"),
+                     "quantizer_f1_drop_points": None if row.get("f1_drop") is None
+                     else round(100 * row["f1_drop"], 2),
+                     "quantizer_test_examples": model.variants.get("test_examples"),
+                     "selected": model.variants.get("selected") == row["variant"]}
+            if kind == "attention" and row["variant"] == "int8":
+                entry["goal_met"] = entry["size_mb"] <= INT8_ATTENTION_SIZE_GOAL_MB
+            sizes.append(entry)
+        saved = tree_bytes(model.saved_model_dir)
+        sizes.append({"model": kind, "variant": "savedmodel", "size_bytes": saved,
+                      "size_mb": mb(saved), "source": "Trainer SavedModel directory"})
+    return sizes
