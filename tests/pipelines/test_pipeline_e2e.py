@@ -17,9 +17,10 @@ from pipelines.pipeline import gate_config, resolve_pipeline_class_names
 from pipelines.run_summary import latest_run_summary
 
 # Small enough for 2 cores, large enough that the default gates (macro F1 and COVID recall
-# >= 0.90 on the test split) are met honestly: ~50 test images per class.
-PER_CLASS = 330
-IMAGE_SIZE = 32
+# >= 0.90 on the test split) are met honestly: ~60 test images per class. (At 32 px the
+# phantoms' findings are lost and B0 stays at chance: 64 px is the smallest honest size.)
+PER_CLASS = 400
+IMAGE_SIZE = 64
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
               "ImageValidator", "Trainer", "latest_blessed_model_resolver", "Evaluator",
               "Quantizer", "EdgePusher", "RunReportGen"}
@@ -31,7 +32,9 @@ def e2e_config(tmp_path_factory):
     demo_data.generate(str(root / "data"), per_class=PER_CLASS, size=64, seed=0)
     return PipelineConfig(
         data_root=str(root / "data"), pipeline_root=str(root / "pipeline"),
-        models=("attention",), image_size=IMAGE_SIZE, epochs=8,
+        models=("attention",), image_size=IMAGE_SIZE, epochs=12,
+        # Stop once eval (never test) macro F1 reaches 0.97: enough margin, less CPU.
+        train_overrides={"target_eval_macro_f1": 0.97},
         quantization_variants=("dynamic", "int8"),
         beam_pipeline_args=("--direct_running_mode=multi_processing",
                             "--direct_num_workers=2"))
@@ -63,7 +66,7 @@ def test_beam_run_blesses_pushes_and_reports(e2e_config):
         for path in paths:
             predictions.append(classifier.classify(classifier.load(path)).predicted_class)
             truths.append(class_name)
-    correct = sum(t == p for t, p in zip(truths, predictions))
+    correct = sum(t == p for t, p in zip(truths, predictions, strict=True))
     assert correct >= 0.8 * len(truths), f"{correct}/{len(truths)} held-out phantoms right"
 
 
