@@ -1,4 +1,11 @@
-"""RESULTS.md from results.json: a table per topic, the machine, each goal with pass/miss."""
+"""RESULTS.md from results.json: a table per topic, the machine, each goal with pass/miss.
+
+run_all.py calls `render`; to re-render an existing results.json:
+    python benchmarks/report.py benchmarks/results.json > benchmarks/RESULTS.md
+"""
+
+import json
+import sys
 
 VARIANT_ORDER = ("savedmodel", "float32", "float16", "dynamic", "int8")
 
@@ -47,7 +54,14 @@ def _machine(m, results) -> list[str]:
             ["load average start → end", f"{m['load_average_at_start']} → "
                                          f"{m.get('load_average_at_end')}"],
             ["benchmark wall time", f"{results.get('bench_wall_s', 0) / 60:.1f} min"]]
-    return ["## Machine", ""] + _table(["", ""], rows)
+    lines = ["## Machine", ""] + _table(["", ""], rows)
+    busiest = max(m["load_average_at_start"][0], (m.get("load_average_at_end") or [0])[0])
+    if busiest > m["affinity_cores"]:
+        lines += [f"**The machine was shared** (1-minute load average up to {busiest} on "
+                  f"{m['affinity_cores']} cores): other processes competed for the CPU, so "
+                  "timings — most of all the 2-thread ones — are pessimistic and noisier than "
+                  "on an idle machine.", ""]
+    return lines
 
 
 def _goals(results) -> list[str]:
@@ -236,3 +250,8 @@ def _demo(result) -> list[str]:
 
 def _f(value):
     return None if value is None else round(float(value), 4)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as handle:
+        sys.stdout.write(render(json.load(handle)))
