@@ -1,9 +1,10 @@
 """Edge latency, model size and macro-F1 loss per TFLite variant, against the SavedModel.
 
 Every variant of every model is timed by `latency_worker.py` through the edge runner (LiteRT)
-in the edge interpreter, the SavedModel by the same worker under TensorFlow, each at 1 and 2
-threads on the same preprocessed test images. Macro F1 of each runtime is computed on the same
-images; the loss is the SavedModel's macro F1 minus the variant's, in points (×100).
+in the edge interpreter, the SavedModel by the same worker under TensorFlow, each in a fresh
+process, at 1 and 2 threads, on the same preprocessed test images. Macro F1 of each runtime is
+computed on the same images; the loss is the SavedModel's macro F1 minus the variant's,
+in points (×100).
 """
 
 import os
@@ -33,11 +34,12 @@ def measure(bench_models, images: dict, edge_python: str, threads=(1, 2), passes
                 if path and os.path.isfile(path):
                     files[path] = (kind, variant)
         print(f"bench: TFLite latency, {len(files)} models, {thread_count} thread(s)", flush=True)
-        tflite = _worker(edge_python, "tflite", thread_count, images, list(files), passes, warmup)
-        for result in tflite["results"]:
-            kind, variant = files[result["model"]]
-            rows.append(_row(kind, variant, thread_count, tflite["runtime"], result, labels,
-                             num_classes, os.path.getsize(result["model"])))
+        for path, (kind, variant) in files.items():
+            # One fresh process per model, as on a device: a model timed after others in the
+            # same process was measured up to 10x slower (dynamic-range after float32, 2 threads).
+            tflite = _worker(edge_python, "tflite", thread_count, images, [path], passes, warmup)
+            rows.append(_row(kind, variant, thread_count, tflite["runtime"], tflite["results"][0],
+                             labels, num_classes, os.path.getsize(path)))
         for kind, model in bench_models.models.items():
             print(f"bench: SavedModel latency, {kind}, {thread_count} thread(s)", flush=True)
             saved = _worker(pipeline_python(), "savedmodel", thread_count, images,
@@ -79,6 +81,7 @@ def _row(kind, variant, threads, runtime, result, labels, num_classes, size_byte
         "macro_f1": round(metrics.macro_f1(labels, predictions, num_classes), 4),
         "size_bytes": size_bytes,
         "size_mb": mb(size_bytes),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 

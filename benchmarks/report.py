@@ -114,15 +114,16 @@ def _latency(latency, machine) -> list[str]:
     table = [[r["model"], r["variant"], r["threads"], r["median_ms"], r["p90_ms"],
               r.get("latency_vs_savedmodel"), r["macro_f1"], r.get("macro_f1_loss_points"),
               _verdict(r.get("f1_goal_met")) if r["variant"] != "savedmodel" else "-",
-              r["runtime"]] for r in rows]
+              r.get("load_average_1min"), r["runtime"]] for r in rows]
     lines = ["## Edge latency per image and macro-F1 loss", "",
              f"{latency['images']} test images, batch 1, {latency['passes']} timed pass(es) "
-             f"after {latency['warmup']} warm-up calls; TFLite through `edge.classifier` "
+             f"after {latency['warmup']} warm-up calls, one fresh process per model and "
+             "thread count; TFLite through `edge.classifier` "
              "(LiteRT) in the edge interpreter, the SavedModel's `serving_tensor` signature "
              "through TensorFlow with intra-op threads set. F1 loss = SavedModel macro F1 − "
              "variant macro F1 on the same images, in points (goal ≤ 0.5).", ""]
     lines += _table(["model", "runtime", "threads", "median ms", "p90 ms", "× SavedModel",
-                     "macro F1", "F1 loss (pt)", "F1 goal", "engine"], table)
+                     "macro F1", "F1 loss (pt)", "F1 goal", "load avg", "engine"], table)
     ratios = latency["int8_vs_float32"]
     if ratios:
         lines += ["### int8 vs float32 (goal ≤ 0.5×)", ""]
