@@ -35,8 +35,8 @@ def measure(bench_models, images: dict, edge_python: str, threads=(1, 2), passes
                     files[path] = (kind, variant)
         print(f"bench: TFLite latency, {len(files)} models, {thread_count} thread(s)", flush=True)
         for path, (kind, variant) in files.items():
-            # One fresh process per model, as on a device: a model timed after others in the
-            # same process was measured up to 10x slower (dynamic-range after float32, 2 threads).
+            # One fresh process per model, as on a device: no thread pools or caches shared with
+            # models timed before it (a probe saw dynamic-range at 2 threads 10x slower then).
             tflite = _worker(edge_python, "tflite", thread_count, images, [path], passes, warmup)
             rows.append(_row(kind, variant, thread_count, tflite["runtime"], tflite["results"][0],
                              labels, num_classes, os.path.getsize(path)))
