@@ -113,3 +113,43 @@ def test_config_rejects_unknown_variants_and_round_trips_json():
         QuantizerConfig(max_f1_drop=-0.1)
     config = QuantizerConfig(variants=("float16", "qat"), max_f1_drop=0.02)
     assert QuantizerConfig.from_json(config.to_json()) == config
+
+
+def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_path):
+    # The trainer's stem: quantized, its mean/variance/sqrt/divide made the real int8 models
+    # predict one class. The converter must leave those ops (and the affine folded after the
+    # gray_to_rgb concat) in float32 and quantize the convolutions.
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+    from tf_keras import layers
+
+    from edge import spec
+    from trainer.models.backbone import PerImageStandardisation
+
+    image = tf_keras.Input((16, 16, 1), name=spec.IMAGE_TENSOR_KEY)
+    x = PerImageStandardisation(name="standardise")(image)
+    x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = layers.Rescaling(1.0 / 255.0)(x)
+    x = layers.Conv2D(4, 3, activation="relu", name="stem_conv")(x)
+    probabilities = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x))
+    model = tf_keras.Model(image, {spec.PROBABILITIES_KEY: probabilities})
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, 16, 16, 1], tf.float32, name=spec.IMAGE_TENSOR_KEY)]
+    )
+    def serve_tensor(tensor):
+        return model(tensor, training=False)
+
+    saved = str(tmp_path / "model")
+    tf.saved_model.save(model, saved, signatures={spec.TENSOR_SIGNATURE: serve_tensor})
+    rng = np.random.default_rng(0)
+    images = (rng.random((8, 16, 16, 1)) * 255).astype(np.float32)
+    train = quantizer.Split(images, np.zeros(8, np.int64), 0)
+
+    flatbuffer = quantizer.convert("int8", saved, train, QuantizerConfig())
+    tensors = tf.lite.Interpreter(model_content=flatbuffer).get_tensor_details()
+    stem = [t for t in tensors if "/standardise/" in t["name"] or "/gray_to_rgb/" in t["name"]]
+    assert any("Sqrt" in t["name"] for t in stem)
+    assert {t["dtype"] for t in stem} == {np.float32}, [(t["name"], t["dtype"]) for t in stem]
+    assert any("stem_conv" in t["name"] and t["dtype"] == np.int8 for t in tensors)
