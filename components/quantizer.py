@@ -198,20 +198,23 @@ def _convert_saved_model(variant: str, saved_model_dir: str, train) -> bytes:
 
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if variant == "int8":
-        return _convert_int8_keeping_float_layers(converter, train.images)
-    if variant == "int8_io":
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+    if variant in ("int8", "int8_io"):
+        return _convert_int8_keeping_float_layers(
+            converter, train.images, integer_io=variant == "int8_io"
+        )
     return converter.convert()
 
 
-def _convert_int8_keeping_float_layers(converter, images: np.ndarray) -> bytes:
+def _convert_int8_keeping_float_layers(
+    converter, images: np.ndarray, integer_io: bool = False
+) -> bytes:
     """Full-integer int8, except the ops of FLOAT_LAYERS, which run in float32.
 
     Selective quantization through the QuantizationDebugger: the model is calibrated once, then
     quantized with the output tensors of those layers denylisted. A model without such layers
-    comes out fully int8, as the plain converter would make it.
+    comes out fully int8, as the plain converter would make it. With `integer_io` the model's
+    input and output are int8 too (the debugger only makes float I/O, so its quantize step is
+    called directly, with the same calibration and denylist).
     """
     import tensorflow as tf
 
@@ -224,6 +227,16 @@ def _convert_int8_keeping_float_layers(converter, images: np.ndarray) -> bytes:
     )
     tensors = tf.lite.Interpreter(model_content=debugger.calibrated_model).get_tensor_details()
     float_nodes = sorted({tensor["name"] for tensor in tensors if _in_float_layer(tensor["name"])})
+    if integer_io:
+        from tensorflow.lite.python import convert as lite_convert
+
+        return lite_convert.mlir_quantize(
+            debugger.calibrated_model,
+            fully_quantize=True,
+            input_data_type=tf.int8,
+            output_data_type=tf.int8,
+            denylisted_nodes=float_nodes,
+        )
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
     return debugger.get_nondebug_quantized_model()
 
