@@ -3,7 +3,7 @@
     python benchmarks/train_worker.py --examples EXAMPLES_URI --summary training_summary.json \
         --epochs 3
 
-Builds the model from the config the TFX Trainer recorded (trainer.models.build_model), loads
+Builds the model from the config the TFX Trainer recorded (trainer.train.compiled_classifier), loads
 the same train split (trainer.data.load_split), compiles it as the Trainer does (same optimizer,
 loss, class weights, augmentation, batch size) and calls `fit` with no other callbacks: no
 per-epoch evaluation, no BatchNorm recalibration, no export. Prints JSON.
@@ -11,7 +11,6 @@ per-epoch evaluation, no BatchNorm recalibration, no export. Prints JSON.
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -30,11 +29,9 @@ def main(argv=None):
 
     import tf_keras
 
-    from edge import spec
     from trainer import data
     from trainer.config import TrainConfig
-    from trainer.models import build_model
-    from trainer.train import make_optimizer
+    from trainer.train import compiled_classifier
 
     with open(args.summary) as handle:
         recorded = json.load(handle)["config"]
@@ -45,13 +42,7 @@ def main(argv=None):
     load_s = time.perf_counter() - started
 
     tf_keras.utils.set_random_seed(config.seed)
-    model = build_model(config)
-    classifier = tf_keras.Model(model.input, model.output[spec.PROBABILITIES_KEY])
-    steps = math.ceil(len(train_split) / config.batch_size)
-    classifier.compile(
-        optimizer=make_optimizer(config, steps),
-        loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"])
+    _model, classifier = compiled_classifier(config, len(train_split))
     dataset = data.training_dataset(train_split, config.batch_size, config.seed,
                                     config.augment_shift, config.augment_flip, config.num_classes)
     weights = (data.class_weights(train_split.labels, config.num_classes)

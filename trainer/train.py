@@ -51,14 +51,7 @@ def train(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
 
 def _train_classifier(config: TrainConfig, train_split: data.Split,
                       eval_split: data.Split) -> TrainResult:
-    model = build_model(config)
-    classifier = tf_keras.Model(model.input, model.output[spec.PROBABILITIES_KEY])
-    steps = math.ceil(len(train_split) / config.batch_size)
-    classifier.compile(
-        optimizer=make_optimizer(config, steps),
-        loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
+    model, classifier = compiled_classifier(config, len(train_split))
 
     def predict_eval_labels():
         probabilities = classifier.predict(eval_split.images, batch_size=64, verbose=0)
@@ -147,6 +140,19 @@ def choose_siamese_classifier(config: TrainConfig, embedder: tf_keras.Model,
     choice = {"chosen": chosen, "eval_macro_f1": scores, "knn_references": int(len(reference)),
               "knn_k": config.knn_k}
     return candidates[chosen], choice
+
+
+def compiled_classifier(config: TrainConfig, train_examples: int):
+    """(full model, its probabilities-only view compiled with the recipe's loss and optimizer)."""
+    model = build_model(config)
+    classifier = tf_keras.Model(model.input, model.output[spec.PROBABILITIES_KEY])
+    steps = math.ceil(train_examples / config.batch_size)
+    classifier.compile(
+        optimizer=make_optimizer(config, steps),
+        loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model, classifier
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> tf_keras.optimizers.Optimizer:
