@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 GLIBC_WHEELS := ml-metadata==1.21.0 tensorflow-data-validation==1.21.0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast lint demo bench pi-check lock clean system-deps
+.PHONY: setup test test-fast lint demo bench pi-check fuzz lock clean system-deps
 
 setup: $(VENV)/.installed $(EDGE_VENV)/.installed system-deps
 
@@ -51,6 +51,13 @@ bench: setup
 
 pi-check: $(EDGE_VENV)/.installed
 	bash tools/pi_check.sh
+
+# Mutation-fuzz the decoder (tests/edge/fuzz.py): one input per distinct failure is saved under
+# tests/edge/fuzz_cases/, which `make test` replays. FUZZ_SEED=N reproduces a campaign.
+FUZZ_CASES ?= 50000
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(EDGE_VENV)/.installed
+	$(EDGE_VENV)/bin/python -m tests.edge.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
 
 # Regenerate the constraints from the working venvs (keeps pip/setuptools/wheel pinned too).
 lock: $(VENV)/.installed $(EDGE_VENV)/.installed

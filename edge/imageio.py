@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ NOT_AN_IMAGE = "not_an_image"  # no decoder recognises the bytes (e.g. text name
 TRUNCATED = "truncated"  # recognised, but the pixel data ends early
 TOO_LARGE = "too_large"  # more pixels than max_pixels (decompression-bomb guard)
 UNSUPPORTED_DICOM = "unsupported_dicom"  # DICOM we cannot turn into one grayscale image
+MALFORMED_DICOM = "malformed_dicom"  # DICOM whose header values have the wrong type/VR/length
 DECODE_FAILED = "decode_failed"  # recognised, but decoding failed for another reason
 REASONS = (
     EMPTY_FILE,
@@ -36,6 +38,7 @@ REASONS = (
     TRUNCATED,
     TOO_LARGE,
     UNSUPPORTED_DICOM,
+    MALFORMED_DICOM,
     DECODE_FAILED,
 )
 
@@ -44,6 +47,10 @@ REASONS = (
 DEFAULT_MAX_PIXELS = 50_000_000
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+
+# Tracebacks of files that failed in an unforeseen way go here at DEBUG: a bug stays findable
+# without stopping the batch.
+log = logging.getLogger(__name__)
 
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
@@ -62,12 +69,20 @@ class ImageError(ValueError):
 def load_grayscale(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decodes `source` (a path or the file's bytes) to a uint8 array of shape [height, width].
 
-    Raises ImageError with a reason from REASONS for anything that is not a usable image.
+    Raises ImageError with a reason from REASONS for anything that is not a usable image, and
+    nothing else: whatever a decoding library raises on a hostile file becomes an ImageError
+    here, so one bad file in a batch is one error record, never a crashed batch.
     """
-    data, name = _read_source(source)
-    if _looks_like_dicom(data, name):
-        return _load_dicom(data, max_pixels)
-    return _load_with_pillow(data, max_pixels)
+    try:
+        data, name = _read_source(source)
+        if _looks_like_dicom(data, name):
+            return _load_dicom(data, max_pixels)
+        return _load_with_pillow(data, max_pixels)
+    except ImageError:
+        raise
+    except Exception as err:  # the last line of defence; the specific mappings come first
+        log.debug("cannot decode %s", _describe(source), exc_info=True)
+        raise ImageError(DECODE_FAILED, f"{type(err).__name__}: {err}") from err
 
 
 def content_hash(gray: np.ndarray) -> str:
@@ -102,6 +117,12 @@ def _read_source(source: Source) -> tuple[bytes, str]:
     if not data:
         raise ImageError(EMPTY_FILE, "the file is empty (0 bytes)")
     return data, name
+
+
+def _describe(source: Source) -> str:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    return str(source)
 
 
 def _looks_like_dicom(data: bytes, name: str) -> bool:
@@ -209,7 +230,21 @@ def _load_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     except EOFError as err:
         raise ImageError(TRUNCATED, f"the DICOM file ends early: {err}") from err
     except Exception as err:  # pydicom raises many types for damaged headers
-        raise ImageError(DECODE_FAILED, f"cannot read DICOM: {err}") from err
+        log.debug("cannot read the DICOM header", exc_info=True)
+        raise ImageError(MALFORMED_DICOM, f"cannot read the DICOM header: {err}") from err
+    try:
+        return _dataset_to_uint8(dataset, max_pixels)
+    except ImageError:
+        raise
+    except Exception as err:
+        # pydicom converts element values lazily, when first read: a value of the wrong type
+        # or VR (text where a number belongs, an unknown VR code, a multi-valued window)
+        # surfaces only here, as TypeError, ValueError, NotImplementedError, numpy errors...
+        log.debug("malformed DICOM header", exc_info=True)
+        raise ImageError(MALFORMED_DICOM, f"{type(err).__name__}: {err}") from err
+
+
+def _dataset_to_uint8(dataset, max_pixels: int) -> np.ndarray:
     if "PixelData" not in dataset:
         raise ImageError(UNSUPPORTED_DICOM, "the DICOM file has no pixel data")
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
@@ -219,13 +254,27 @@ def _load_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         pixels = dataset.pixel_array
     except (NotImplementedError, RuntimeError) as err:
-        # Typically a compressed transfer syntax whose decoder plugin is not installed.
+        if not _is_compressed(dataset):
+            raise  # an uncompressed file the decoder rejects: its header is malformed
+        # A compressed transfer syntax whose decoder plugin is not installed.
         raise ImageError(UNSUPPORTED_DICOM, f"cannot decode pixel data: {err}") from err
     except Exception as err:
         text = str(err)
-        reason = TRUNCATED if "shorter than" in text or "missing" in text else DECODE_FAILED
-        raise ImageError(reason, f"cannot decode pixel data: {text}") from err
+        if any(hint in text for hint in _SHORT_PIXEL_DATA_HINTS):
+            raise ImageError(TRUNCATED, f"cannot decode pixel data: {text}") from err
+        raise
     return _dicom_to_uint8(dataset, pixels)
+
+
+# pydicom's wordings for pixel data that ends early.
+_SHORT_PIXEL_DATA_HINTS = ("shorter than", "less than expected", "missing")
+
+
+def _is_compressed(dataset) -> bool:
+    try:
+        return bool(dataset.file_meta.TransferSyntaxUID.is_compressed)
+    except Exception:  # no or a damaged transfer syntax: not a codec problem
+        return False
 
 
 def _dicom_to_uint8(dataset, pixels: np.ndarray) -> np.ndarray:

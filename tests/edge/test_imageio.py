@@ -186,3 +186,75 @@ def test_dicom_without_pydicom_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ImageError) as caught:
         load_grayscale(tmp_path / "a.dcm")
     assert caught.value.reason == "unsupported_dicom" and "pip install pydicom" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- hostile files
+
+
+def _with_element(path, tag, vr, value):
+    """Rewrites one element of a DICOM file with another VR: a header value of the wrong kind."""
+    import pydicom
+
+    dataset = pydicom.dcmread(path)
+    if tag in dataset:
+        del dataset[tag]
+    dataset.add_new(tag, vr, value)
+    dataset.save_as(path)
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr", "value", "crash"),
+    [
+        # Each crashed pydicom's apply_windowing / apply_modality_lut before issue 18.
+        (0x00281051, "LO", "1024", "'<' not supported between instances of 'str' and 'int'"),
+        (0x00281050, "LO", "2048", "unsupported operand type(s) for -=: 'str' and 'float'"),
+        (0x00281053, "LO", "0.5", "ufunc"),  # RescaleSlope as text
+    ],
+    ids=["window_width_text", "window_center_text", "rescale_slope_text"],
+)
+def test_header_values_of_the_wrong_type_are_malformed_dicom(tmp_path, tag, vr, value, crash):
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8) * 50
+    path = tmp_path / "a.dcm"
+    _write_dicom(path, pixels, window=(2048, 1024), rescale=(1, 0))
+    _with_element(path, tag, vr, value)
+    with pytest.raises(ImageError) as caught:
+        load_grayscale(path)
+    assert caught.value.reason == "malformed_dicom"
+    assert crash in str(caught.value)  # the library's own words, for whoever debugs it
+
+
+def test_unknown_value_representation_is_malformed_dicom(tmp_path):
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    _write_dicom(tmp_path / "a.dcm", pixels)
+    data = (tmp_path / "a.dcm").read_bytes()
+    columns = b"\x28\x00\x11\x00US"  # (0028,0011) Columns, explicit VR little endian
+    assert data.count(columns) == 1
+    (tmp_path / "xx.dcm").write_bytes(data.replace(columns, b"\x28\x00\x11\x00XX"))
+    with pytest.raises(ImageError) as caught:
+        load_grayscale(tmp_path / "xx.dcm")
+    assert caught.value.reason == "malformed_dicom"
+    assert "Unknown Value Representation" in str(caught.value)
+
+
+def test_any_unforeseen_failure_is_an_image_error_with_a_debug_traceback(
+    planted, monkeypatch, caplog
+):
+    folder, _ = planted
+
+    def broken(*args, **kwargs):
+        raise KeyError("a decoder bug nobody foresaw")
+
+    monkeypatch.setattr(imageio, "_pillow_to_gray", broken)
+    with caplog.at_level("DEBUG", logger="edge.imageio"):
+        with pytest.raises(ImageError) as caught:
+            load_grayscale(folder / "ok.png")
+    assert caught.value.reason == "decode_failed"
+    assert "KeyError" in str(caught.value) and "nobody foresaw" in str(caught.value)
+    logged = [r for r in caplog.records if r.name == "edge.imageio" and r.exc_info]
+    assert logged and "ok.png" in logged[0].getMessage()
+    assert logged[0].levelname == "DEBUG"
+    # Interrupts are not decoding failures: they still stop the program.
+    monkeypatch.setattr(imageio, "_pillow_to_gray", lambda image: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        load_grayscale(folder / "ok.png")
