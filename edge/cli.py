@@ -12,9 +12,11 @@ classified, 1 at least one image failed, 2 bad usage or a model that was refused
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import resource
 import statistics
@@ -32,13 +34,17 @@ from edge.runtime import RuntimeUnavailable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
 EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE = 0, 1, 2
+INFERENCE_FAILED = "inference_failed"  # the error reason when a decoded image fails to run
 PROGRESS_MIN_FILES = 20  # shorter batches finish before a bar helps
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.command(args)
+        with _debug_log(getattr(args, "debug", False)):
+            return args.command(args)
     except (ManifestError, RuntimeUnavailable, ValueError) as err:
         print(f"cxr-edge: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -84,8 +90,10 @@ def classify_file(
         prediction = classifier.classify(gray)
     except ImageError as err:
         record.update(status=STATUS_ERROR, reason=err.reason, error=err.message)
-    except (OSError, ValueError, RuntimeError) as err:  # the batch goes on
-        record.update(status=STATUS_ERROR, reason="inference_failed", error=str(err))
+    except Exception as err:  # whatever it is, the batch goes on; --debug shows the traceback
+        log.debug("%s: inference failed", path, exc_info=True)
+        record.update(status=STATUS_ERROR, reason=INFERENCE_FAILED,
+                      error=f"{type(err).__name__}: {err}")  # fmt: skip
     else:
         record.update(
             status=prediction.status,
@@ -98,9 +106,13 @@ def classify_file(
             inference_ms=round(prediction.inference_ms, 3),
         )
         if heatmap_dir and prediction.attention:
-            record["heatmaps"] = _write_heatmaps(
-                path, gray, prediction.attention, heatmap_dir, used_names
-            )
+            try:
+                record["heatmaps"] = _write_heatmaps(
+                    path, gray, prediction.attention, heatmap_dir, used_names
+                )
+            except Exception as err:  # the classification stands; only the overlay is lost
+                log.debug("%s: heatmap failed", path, exc_info=True)
+                record["heatmap_error"] = f"{type(err).__name__}: {err}"
     record["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return record
 
@@ -334,6 +346,9 @@ def _parser() -> argparse.ArgumentParser:
         help="status 'refer' when the top probability is under P (a clinician should look)",
     )
     classify.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+    classify.add_argument(
+        "--debug", action="store_true", help="log the traceback of each failed file to stderr"
+    )
 
     bench = add("bench", bench_command, "measure cold start, latency, throughput, memory")
     bench.add_argument("--runs", type=int, default=50)
@@ -355,6 +370,25 @@ def _parser() -> argparse.ArgumentParser:
 def _open(args) -> Classifier:
     options = ClassifierOptions(threads=args.threads, refer_below=getattr(args, "refer_below", 0.0))
     return Classifier.open(args.model, options)
+
+
+@contextlib.contextmanager
+def _debug_log(enabled: bool):
+    """With --debug, the edge modules' DEBUG records (failed files' tracebacks) go to stderr."""
+    if not enabled:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cxr-edge %(levelname)s %(name)s: %(message)s"))
+    edge_logger = logging.getLogger("edge")
+    previous_level = edge_logger.level
+    edge_logger.addHandler(handler)
+    edge_logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        edge_logger.removeHandler(handler)
+        edge_logger.setLevel(previous_level)
 
 
 def _is_image_name(name: str) -> bool:
