@@ -9,6 +9,7 @@ Layouts: the Kaggle COVID-19 Radiography layout `<root>/<Class>/images/*` (the s
 
 import hashlib
 import io
+import logging
 import os
 
 import numpy as np
@@ -21,6 +22,8 @@ from edge import imageio
 CONFLICTING_LABEL = "conflicting_label"
 DEFAULT_SPLIT_RATIOS = (("train", 70), ("eval", 15), ("test", 15))
 IGNORED_FOLDERS = ("masks",)
+
+log = logging.getLogger(__name__)
 
 
 def resolve_class_names(input_base, class_names=None):
@@ -65,23 +68,28 @@ def decode_file(input_base, relative_path, label, class_names, max_side=0,
     """Decodes one file with the edge decoder.
 
     Returns ("ok", record) with the 8-bit grayscale PNG (capped to max_side when > 0), or
-    ("quarantine", {"path", "reason", "message"}) for a file the decoder rejects.
+    ("quarantine", {"path", "reason", "message"}) for a file the decoder rejects or that fails
+    in any other way (reason decode_failed; the traceback is logged at DEBUG).
     """
     try:
         gray = imageio.load_grayscale(os.path.join(input_base, relative_path),
                                       max_pixels=max_pixels)
+        height, width = gray.shape
+        record = {
+            "path": relative_path,
+            "label": label,
+            "label_name": class_names[label],
+            "hash": imageio.content_hash(gray),
+            "width": width,
+            "height": height,
+            "png": encode_png(cap_side(gray, max_side)),
+        }
     except imageio.ImageError as err:
         return "quarantine", quarantine_entry(relative_path, err.reason, err.message)
-    height, width = gray.shape
-    record = {
-        "path": relative_path,
-        "label": label,
-        "label_name": class_names[label],
-        "hash": imageio.content_hash(gray),
-        "width": width,
-        "height": height,
-        "png": encode_png(cap_side(gray, max_side)),
-    }
+    except Exception as err:  # one file never fails the whole ingestion run
+        log.debug("cannot ingest %s", relative_path, exc_info=True)
+        return "quarantine", quarantine_entry(relative_path, imageio.DECODE_FAILED,
+                                              f"{type(err).__name__}: {err}")
     return "ok", record
 
 
