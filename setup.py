@@ -7,6 +7,8 @@ Extras (exact versions of the verified set are in constraints.txt; `make setup` 
   dicom     DICOM input for the edge runner and ingestion (pydicom)
   android   MediaPipe's metadata writer for `cxr-edge export-android` (edge venv only:
             it needs absl-py 2.x, which TFX 1.21 forbids)
+  signing   Ed25519 model signatures: `cxr-edge keygen`/`sign`/`--trusted-key` and the pusher's
+            CXR_SIGNING_KEY (cryptography; aarch64 wheels, no compiler)
   dev       test and lint tools
 """
 
@@ -38,6 +40,8 @@ PIPELINE = [
     "setuptools",
 ]
 ANDROID = ["mediapipe==1.2.2"]
+# Signing pushed models and verifying them on the device: off unless a key is given.
+SIGNING = ["cryptography>=42"]
 DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "pydicom-data>=1.0"]
 
 setup(
@@ -53,8 +57,9 @@ setup(
     extras_require={
         "edge": EDGE,
         "dicom": DICOM,
-        "pipeline": PIPELINE + EDGE + DICOM,
+        "pipeline": PIPELINE + EDGE + DICOM + SIGNING,
         "android": ANDROID,
+        "signing": SIGNING,
         "dev": DEV,
     },
     entry_points={

@@ -28,6 +28,8 @@ class ClassifierOptions:
     threads: int | None = None  # interpreter threads; None lets LiteRT choose
     refer_below: float = 0.0  # top probability under this -> status "refer"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # Ed25519 public key files (PEM): when given, only a model signed by one of them loads.
+    trusted_keys: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not 0.0 <= self.refer_below <= 1.0:
@@ -69,7 +71,8 @@ class Classifier:
     def open(cls, path: str | os.PathLike, options: ClassifierOptions | None = None):
         """Loads and verifies a pushed model directory or a bare .tflite file."""
         options = options or ClassifierOptions()
-        return cls(load_model_dir(path, threads=options.threads), options)
+        model = load_model_dir(path, threads=options.threads, trusted_keys=options.trusted_keys)
+        return cls(model, options)
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -4,6 +4,10 @@
     cxr-edge bench --model M [--threads N] [--runs N]
     cxr-edge info --model M
     cxr-edge export-android --model DIR --out FILE   (needs the android extra)
+    cxr-edge keygen --out DIR | cxr-edge sign --model DIR --key PEM   (the signing extra)
+
+classify, bench and info take --trusted-key PEM (or CXR_TRUSTED_KEY): then only a model
+directory whose manifest is signed by that key loads.
 
 Records go to stdout (or --out); progress and messages to stderr. Exit codes: 0 every image
 classified, 1 at least one image failed, 2 bad usage or a model that was refused.
@@ -26,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import heatmap
+from edge import heatmap, signing, spec
 from edge.classifier import STATUS_ERROR, Classifier, ClassifierOptions
 from edge.imageio import DICOM_SUFFIXES, ImageError
-from edge.manifest import ManifestError
+from edge.manifest import ManifestError, load_model_dir
 from edge.runtime import RuntimeUnavailable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def classify_command(args) -> int:
     classifier = _open(args)
-    print(f"cxr-edge: {classifier.runtime}, model {args.model}", file=sys.stderr)
+    signer = classifier.model.signed_by
+    signed = f", signed by trusted key {signer}" if signer else ""
+    print(f"cxr-edge: {classifier.runtime}, model {args.model}{signed}", file=sys.stderr)
     files = list(iter_inputs(args.inputs))
     if args.heatmaps:
         if classifier.has_attention:
@@ -319,6 +325,35 @@ def export_android_command(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- keys
+
+
+def keygen_command(args) -> int:
+    private_path, public_path = signing.generate_keypair(args.out)
+    key = signing.load_public_key(public_path)
+    print(f"cxr-edge: key {signing.key_id(key)}\n"
+          f"  private: {private_path}  (the pipeline's ${signing.SIGNING_KEY_ENV}; keep secret)\n"
+          f"  public:  {public_path}  (the devices' --trusted-key / ${signing.TRUSTED_KEY_ENV})",
+          file=sys.stderr)  # fmt: skip
+    return EXIT_OK
+
+
+def sign_command(args) -> int:
+    key_path = args.key or os.environ.get(signing.SIGNING_KEY_ENV)
+    if not key_path:
+        print(f"cxr-edge: give --key or set ${signing.SIGNING_KEY_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    private_key = signing.load_private_key(key_path)
+    model = load_model_dir(args.model)  # never vouch for a directory that does not verify
+    if model.manifest is None:
+        print(f"cxr-edge: {args.model} is not a model directory with a manifest",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    path = signing.sign_manifest(args.model, private_key, spec.MANIFEST_FILENAME)
+    print(f"cxr-edge: wrote {path} (key {signing.key_id(private_key)})", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- shared
 
 
@@ -357,6 +392,26 @@ def _parser() -> argparse.ArgumentParser:
 
     info = add("info", info_command, "show interpreter, tensors, classes and manifest metrics")
     info.add_argument("--format", choices=("table", "json"), default="table")
+    for sub in (classify, bench, info):
+        sub.add_argument(
+            "--trusted-key",
+            action="append",
+            metavar="PEM",
+            help=f"refuse a model not signed by this Ed25519 public key (repeat to trust several "
+            f"during a key rotation; default ${signing.TRUSTED_KEY_ENV})",
+        )
+
+    keygen = commands.add_parser(
+        "keygen", help="write a new Ed25519 key pair for signing pushed models (signing extra)"
+    )
+    keygen.add_argument("--out", required=True, metavar="DIR", help="where the two PEM files go")
+    keygen.set_defaults(command=keygen_command)
+    sign = commands.add_parser(
+        "sign", help="sign a pushed model directory's manifest (signing extra)"
+    )
+    sign.add_argument("--model", required=True, help="pushed model directory")
+    sign.add_argument("--key", help=f"private key (PEM); default ${signing.SIGNING_KEY_ENV}")
+    sign.set_defaults(command=sign_command)
 
     android = add(
         "export-android",
@@ -368,7 +423,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _open(args) -> Classifier:
-    options = ClassifierOptions(threads=args.threads, refer_below=getattr(args, "refer_below", 0.0))
+    options = ClassifierOptions(
+        threads=args.threads,
+        refer_below=getattr(args, "refer_below", 0.0),
+        trusted_keys=tuple(getattr(args, "trusted_key", None) or signing.trusted_keys_from_env()),
+    )
     return Classifier.open(args.model, options)
 
 

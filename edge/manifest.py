@@ -2,7 +2,10 @@
 
 The Pusher writes it with `write_model_dir`; the device opens it with `load_model_dir`, which
 refuses a directory whose files disagree (checksum, input size, class order, class count) with
-a message that says which file to fix. A bare .tflite path is accepted too, without a manifest.
+a message that says which file to fix. The directory is closed: the manifest can only name a
+file inside it, and no file may be a symbolic link that leads out of it. Given trusted public
+keys, it also refuses a directory without a valid signature (edge.signing). A bare .tflite path
+is accepted too, without a manifest, unless a trusted key is given.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import spec
+from edge import signing, spec
 from edge.runtime import ModelRunner
 
 FORMAT_VERSION = 1
@@ -43,6 +46,7 @@ class LoadedModel:
     class_names: tuple[str, ...]
     manifest: dict | None
     source: Path  # what the user passed: the directory or the .tflite file
+    signed_by: str | None = None  # the trusted key's id when a signature was verified
 
     @property
     def input_size(self) -> int:
@@ -107,13 +111,28 @@ def write_model_dir(
     return manifest_path
 
 
-def load_model_dir(path: str | os.PathLike, *, threads: int | None = None) -> LoadedModel:
-    """Opens a pushed directory (verified against its manifest) or a bare .tflite file."""
+def load_model_dir(
+    path: str | os.PathLike,
+    *,
+    threads: int | None = None,
+    trusted_keys: tuple[str | os.PathLike, ...] | list = (),
+) -> LoadedModel:
+    """Opens a pushed directory (verified against its manifest) or a bare .tflite file.
+
+    trusted_keys: Ed25519 public key files (PEM). When given, only a directory whose manifest
+    is signed by one of them is accepted.
+    """
     source = Path(path)
+    public_keys = _load_trusted_keys(trusted_keys)
     if source.is_dir():
-        return _load_verified_dir(source, threads)
+        return _load_verified_dir(source, threads, public_keys)
     if not source.is_file():
         raise ManifestError(f"{source} is neither a model directory nor a .tflite file")
+    if public_keys:
+        raise ManifestError(
+            f"{source} is a bare model file, but a trusted key was given: only a model "
+            "directory with a signed manifest is accepted"
+        )
     runner = _open_runner(source, threads)
     labels = source.with_name(spec.LABELS_FILENAME)
     if labels.is_file():
@@ -134,29 +153,41 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _load_verified_dir(directory: Path, threads: int | None) -> LoadedModel:
+def _load_verified_dir(directory: Path, threads: int | None, public_keys: list) -> LoadedModel:
     manifest_path = directory / spec.MANIFEST_FILENAME
     if not manifest_path.is_file():
         raise ManifestError(
             f"{directory} has no {spec.MANIFEST_FILENAME}; pass the .tflite file itself to run "
             "it unverified"
         )
+    _check_inside(directory, manifest_path)
+    # Read once: the bytes whose signature is checked are the bytes that are parsed.
+    manifest_bytes = manifest_path.read_bytes()
+    signed_by = None
+    if public_keys:
+        try:
+            signed_by = signing.verify_manifest(
+                manifest_bytes, directory / signing.SIGNATURE_FILENAME, public_keys
+            )
+        except signing.SignatureError as err:
+            raise ManifestError(str(err)) from err
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ManifestError(f"{manifest_path} is not valid JSON: {err}") from err
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{manifest_path} is not a JSON object")
     missing = [key for key in ("format_version", "model_file", "sha256", "class_names",
                                "input_size") if key not in manifest]  # fmt: skip
     if missing:
         raise ManifestError(f"{manifest_path} lacks {missing}")
+    _check_types(manifest, manifest_path)
     if manifest["format_version"] != FORMAT_VERSION:
         raise ManifestError(
             f"{manifest_path} has format_version {manifest['format_version']}; this runner "
             f"reads version {FORMAT_VERSION}"
         )
-    model_path = directory / manifest["model_file"]
-    if not model_path.is_file():
-        raise ManifestError(f"{model_path} (named by the manifest) does not exist")
+    model_path = _model_file_in(directory, manifest["model_file"], manifest_path)
     actual = file_sha256(model_path)
     if actual != manifest["sha256"]:
         raise ManifestError(
@@ -166,7 +197,8 @@ def _load_verified_dir(directory: Path, threads: int | None) -> LoadedModel:
         )
     class_names = tuple(manifest["class_names"])
     labels_path = directory / spec.LABELS_FILENAME
-    if labels_path.is_file():
+    if labels_path.is_file() or labels_path.is_symlink():
+        _check_inside(directory, labels_path)
         labels = _read_labels(labels_path)
         if labels != class_names:
             raise ManifestError(
@@ -186,7 +218,65 @@ def _load_verified_dir(directory: Path, threads: int | None) -> LoadedModel:
             f"the manifest says the input tensor is {expected_dtype} but {model_path.name} "
             f"takes {runner.input.dtype}"
         )
-    return LoadedModel(runner=runner, class_names=class_names, manifest=manifest, source=directory)
+    return LoadedModel(runner=runner, class_names=class_names, manifest=manifest,
+                       source=directory, signed_by=signed_by)  # fmt: skip
+
+
+def _check_types(manifest: dict, manifest_path: Path) -> None:
+    """A hand-edited or forged manifest gets a ManifestError, not a crash further down."""
+    names = manifest["class_names"]
+    wrong = [
+        key
+        for key, ok in (
+            ("sha256", isinstance(manifest["sha256"], str)),
+            ("class_names", isinstance(names, list) and all(isinstance(n, str) for n in names)),
+            ("input_size", type(manifest["input_size"]) is int),
+            ("input", isinstance(manifest.get("input", {}), dict)),
+        )
+        if not ok
+    ]
+    if wrong:
+        raise ManifestError(
+            f"{manifest_path} has values of the wrong type for {wrong}: "
+            + ", ".join(f"{key}={manifest.get(key)!r}" for key in wrong)
+        )
+
+
+def _model_file_in(directory: Path, name, manifest_path: Path) -> Path:
+    """The model file the manifest names: a plain file name whose file stays in the directory."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or any(separator in name for separator in ("/", "\\", "\0"))
+    ):
+        raise ManifestError(
+            f"{manifest_path} names model_file {name!r}; it must be the name of a file in the "
+            "model directory itself (no folders, no absolute path, no '..')"
+        )
+    model_path = directory / name
+    if not model_path.exists() and not model_path.is_symlink():
+        raise ManifestError(f"{model_path} (named by the manifest) does not exist")
+    _check_inside(directory, model_path)
+    return model_path
+
+
+def _check_inside(directory: Path, path: Path) -> None:
+    """Refuses a file that is not a regular file inside directory once symlinks are followed."""
+    real_dir, real = directory.resolve(), path.resolve()
+    if real_dir not in real.parents:
+        raise ManifestError(
+            f"{path} is a symbolic link to {real}, outside the model directory {real_dir}: a "
+            "model directory must hold its own files"
+        )
+    if not real.is_file():
+        raise ManifestError(f"{path} is not a regular file")
+
+
+def _load_trusted_keys(paths) -> list:
+    try:
+        return [signing.load_public_key(path) for path in paths]
+    except signing.SignatureError as err:
+        raise ManifestError(str(err)) from err
 
 
 def _open_runner(model_path: Path, threads: int | None) -> ModelRunner:
