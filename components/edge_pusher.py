@@ -5,6 +5,10 @@ is a versioned directory (UTC timestamp) holding model.tflite, labels.txt and ma
 (edge.manifest: sha256, class names, input size, preprocessing, metrics, data fingerprint,
 pipeline run id); `latest` points at the newest. Pushing a model byte-identical to the latest
 one reuses that version instead of duplicating it. Emits a standard PushedModel artifact.
+
+Given an Ed25519 private key (the `signing_key` parameter, by default $CXR_SIGNING_KEY; off when
+neither is set, and never generated here), each pushed manifest is signed (edge.signing), so a
+device holding the public key can tell a model this pipeline pushed from any other.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime
 import hashlib
 import json
 import os
+from pathlib import Path
 
 from absl import logging
 from tfx import types
@@ -23,6 +28,7 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.quantizer import QuantizedModel, selected_variant
 from edge import manifest as edge_manifest
+from edge import signing as edge_signing
 from edge import spec
 
 LATEST_LINK = "latest"
@@ -41,17 +47,25 @@ def push(
     data_fingerprint: str | None,
     pipeline_run_id: str | None,
     synthetic_data: bool = False,
+    signing_key: str | None = None,
 ) -> dict:
-    """Pushes (or declines to) and returns a record of what happened and why."""
+    """Pushes (or declines to) and returns a record of what happened and why.
+
+    signing_key: path of an Ed25519 private key (PEM); the manifest is signed with it.
+    """
     if not blessed:
         return {"pushed": False, "reason": "the Evaluator did not bless the model"}
     if variant is None:
         return {"pushed": False, "reason": "the Quantizer selected no TFLite variant"}
+    # Loaded before anything is written: a key that was asked for but cannot be used stops the
+    # push rather than shipping an unsigned model.
+    private_key = edge_signing.load_private_key(signing_key) if signing_key else None
     sha256 = edge_manifest.file_sha256(variant["file"])
     latest = latest_push(destination)
     if latest is not None and latest["manifest"].get("sha256") == sha256:
         return {"pushed": True, "reused": True, "version_dir": latest["dir"], "sha256": sha256,
-                "reason": "identical to the latest push; no new version written"}
+                "signed_by": _ensure_signed(latest["dir"], private_key),
+                "reason": "identical to the latest push; no new version written"}  # fmt: skip
     version = _new_version_name(destination)
     version_dir = os.path.join(destination, VERSIONS_DIR, version)
     edge_manifest.write_model_dir(
@@ -64,9 +78,12 @@ def push(
         pipeline_run_id=pipeline_run_id,
         synthetic_data=synthetic_data,
     )
+    signed_by = _ensure_signed(version_dir, private_key)  # before `latest` points at it
     _point_latest(destination, version)
     return {"pushed": True, "reused": False, "version_dir": version_dir, "sha256": sha256,
-            "reason": f"pushed {variant['variant']} as version {version}"}
+            "signed_by": signed_by,
+            "reason": f"pushed {variant['variant']} as version {version}"
+                      + (f", signed with key {signed_by}" if signed_by else "")}  # fmt: skip
 
 
 def latest_push(destination: str) -> dict | None:
@@ -94,6 +111,27 @@ def examples_fingerprint(examples_uri: str) -> str:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+def _ensure_signed(version_dir: str, private_key) -> str | None:
+    """Signs the version's manifest unless this key's valid signature is already there.
+
+    A reused version pushed before signing was set up, or under a key since rotated, gets this
+    key's signature; returns the key id (None without a key).
+    """
+    if private_key is None:
+        return None
+    manifest_path = os.path.join(version_dir, spec.MANIFEST_FILENAME)
+    with open(manifest_path, "rb") as handle:
+        manifest_bytes = handle.read()
+    signature_path = os.path.join(version_dir, edge_signing.SIGNATURE_FILENAME)
+    try:
+        return edge_signing.verify_manifest(
+            manifest_bytes, Path(signature_path), [private_key.public_key()]
+        )
+    except edge_signing.SignatureError:
+        edge_signing.sign_manifest(version_dir, private_key, spec.MANIFEST_FILENAME)
+        return edge_signing.key_id(private_key)
 
 
 def _new_version_name(destination: str) -> str:
@@ -146,6 +184,7 @@ class EdgePusherExecutor(base_executor.BaseExecutor):
             data_fingerprint=fingerprint,
             pipeline_run_id=run_id,
             synthetic_data=bool(exec_properties.get("synthetic_data") or 0),
+            signing_key=exec_properties.get("signing_key") or None,
         )
         record["pipeline_run_id"] = run_id
         logging.info("EdgePusher: %s", record["reason"])
@@ -159,6 +198,8 @@ class EdgePusherExecutor(base_executor.BaseExecutor):
                 "pushed_version", os.path.basename(record["version_dir"])
             )
             pushed_model.set_string_custom_property("sha256", record["sha256"])
+            if record.get("signed_by"):
+                pushed_model.set_string_custom_property("signed_by", record["signed_by"])
 
 
 def _variant_metrics(variant: dict | None) -> dict | None:
@@ -174,6 +215,7 @@ class EdgePusherSpec(ComponentSpec):
         "push_destination": ExecutionParameter(type=str),
         "gate_config_json": ExecutionParameter(type=str, optional=True),
         "synthetic_data": ExecutionParameter(type=int, optional=True),
+        "signing_key": ExecutionParameter(type=str, optional=True),  # a path, never the key
     }
     INPUTS = {
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
@@ -199,13 +241,18 @@ class EdgePusher(base_component.BaseComponent):
         examples: types.BaseChannel | None = None,
         gate_config: GateConfig | None = None,
         synthetic_data: bool = False,
+        signing_key: str | None = None,
     ):
+        """signing_key: Ed25519 private key (PEM path); None reads $CXR_SIGNING_KEY."""
+        if signing_key is None:
+            signing_key = os.environ.get(edge_signing.SIGNING_KEY_ENV) or None
         super().__init__(
             spec=EdgePusherSpec(
                 model_blessing=model_blessing,
                 quantized_model=quantized_model,
                 evaluation=evaluation,
                 examples=examples,
+                signing_key=os.path.abspath(signing_key) if signing_key else None,
                 push_destination=os.path.abspath(push_destination),
                 gate_config_json=(gate_config or GateConfig()).to_json(),
                 synthetic_data=int(synthetic_data),
