@@ -205,8 +205,10 @@ class EdgePusherExecutor(base_executor.BaseExecutor):
 def _variant_metrics(variant: dict | None) -> dict | None:
     if variant is None:
         return None
-    keep = ("variant", "size_bytes", "macro_f1", "per_class_f1", "per_class_recall", "accuracy",
-            "f1_drop", "latency_ms", "runtime", "input_dtype")
+    # quantization/latency_threads/selection_reason: what `cxr-edge info` and `bench` show.
+    keep = ("variant", "quantization", "size_bytes", "macro_f1", "per_class_f1",
+            "per_class_recall", "accuracy", "f1_drop", "latency_ms", "latency_threads",
+            "objective", "selection_reason", "runtime", "input_dtype")
     return {key: variant[key] for key in keep if key in variant}
 
 

@@ -6,14 +6,17 @@ every variant), optionally an int8-I/O variant and a quantization-aware-trained 
 tensorflow-model-optimization). Every variant is scored on the test split by the same LiteRT
 runner the device uses (`edge.runtime.ModelRunner`), one thread, and may lose at most
 `max_f1_drop` macro F1 against the float SavedModel scored by TensorFlow on the same images.
-The smallest passing variant is selected; `variants.json` records the whole table.
+Each variant's latency is then timed on the same runtime at the device's thread count, in a
+fresh process per variant (`edge.latency`), and `select_variant` picks what ships: by default
+the fastest passing variant (within a noise margin, the smaller file), or the smallest.
+`variants.json` records the whole table, the numbers behind the choice and why.
 """
 
 
 import dataclasses
 import json
+import math
 import os
-import statistics
 import tempfile
 import time
 
@@ -23,6 +26,7 @@ from tfx.types import artifact, standard_artifacts
 
 from edge import spec
 from edge.imageio import ImageError, load_grayscale
+from edge.latency import measure_in_fresh_process
 from edge.preprocess import to_model_input
 from edge.runtime import ModelRunner
 from trainer import metrics
@@ -30,6 +34,9 @@ from trainer import metrics
 VARIANTS_FILENAME = "variants.json"
 TRAINING_SUMMARY_FILENAME = "training_summary.json"  # written by the trainer beside the model
 ALL_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io", "qat")
+# fastest: the lowest median latency on the edge runtime wins (a faster model is the point of
+# quantizing for a low-cost device); smallest: the smallest file wins (storage-bound devices).
+OBJECTIVES = ("fastest", "smallest")
 # Layers QAT leaves in float: tfmot has no quantize config for the first three (FINDINGS); an
 # annotated Concatenate in the attention head makes the converter fail its same-scale rule.
 QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply", "Concatenate")
@@ -58,7 +65,20 @@ class QuantizerConfig:
     variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
     max_f1_drop: float = 0.01
     representative_examples: int = 100
-    latency_runs: int = 20
+    # Which passing variant ships (select_variant). Latencies within latency_margin (relative)
+    # of the fastest count as a tie, broken by the smaller file: two medians 10% apart are
+    # within run-to-run noise on a shared 2-core machine (FINDINGS: ±3-5% between rounds).
+    objective: str = "fastest"
+    latency_margin: float = 0.10
+    max_size_mb: float = 0.0  # size budget in 10^6 bytes; 0: none
+    # Latency as the device will see it: its thread count (1 here: the 2-core build machine
+    # runs other work, and the F1 gate runs at 1; 4 for a Raspberry Pi 4's four cores), each
+    # variant in a fresh process, warmup untimed runs, then the median of latency_runs, in
+    # latency_rounds interleaved rounds (the least-disturbed round counts: load only adds time).
+    latency_threads: int = 1
+    latency_warmup: int = 5
+    latency_runs: int = 30
+    latency_rounds: int = 2
     max_test_examples: int | None = None
     class_names: tuple[str, ...] = spec.CLASS_NAMES
     qat_epochs: int = 2
@@ -75,6 +95,14 @@ class QuantizerConfig:
             raise ValueError(f"unknown variants {sorted(unknown)}; choose from {ALL_VARIANTS}")
         if not 0.0 <= self.max_f1_drop <= 1.0:
             raise ValueError(f"max_f1_drop must lie in [0, 1], got {self.max_f1_drop}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.latency_margin < 0 or self.max_size_mb < 0:
+            raise ValueError("latency_margin and max_size_mb must not be negative")
+        if min(self.latency_threads, self.latency_runs, self.latency_rounds) < 1 or \
+                self.latency_warmup < 0:
+            raise ValueError("latency_threads, latency_runs and latency_rounds must be >= 1, "
+                             "latency_warmup >= 0")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -119,8 +147,10 @@ def quantize_and_select(
             evaluate_variant(variant, path, test, reference, config)
             | {"convert_seconds": round(time.monotonic() - started, 1)}
         )
-    passing = [row for row in rows if row["passed"]]
-    selected = min(passing, key=lambda row: row["size_bytes"]) if passing else None
+    timing = _time_variants(rows, test.images[0], config)
+    selection = select_variant(rows, config.objective, config.latency_margin,
+                               int(config.max_size_mb * 1e6) or None, config.latency_threads)
+    selected = next((row for row in rows if row["variant"] == selection["selected"]), None)
     table = {
         "reference": {"runtime": f"tensorflow {tf.__version__} (SavedModel)", **reference},
         "max_f1_drop": config.max_f1_drop,
@@ -129,6 +159,17 @@ def quantize_and_select(
         "image_size": image_size,
         "class_names": list(config.class_names),
         "variants": rows,
+        "selection": {
+            "objective": config.objective,
+            "latency_threads": config.latency_threads,
+            "latency_warmup": config.latency_warmup,
+            "latency_runs": config.latency_runs,
+            "latency_rounds": config.latency_rounds,
+            "latency_margin": config.latency_margin,
+            "max_size_mb": config.max_size_mb or None,
+            **timing,
+            **selection,
+        },
         "selected": selected["variant"] if selected else None,
         "selected_file": os.path.basename(selected["file"]) if selected else None,
     }
@@ -136,14 +177,136 @@ def quantize_and_select(
         json.dump(table, handle, indent=2)
     if selected is None and config.fail_if_none_pass:
         raise NoVariantPassed(
-            "no TFLite variant passed the quantization gate:\n"
+            f"no TFLite variant can ship: {selection['reason']}\n"
             + "\n".join(row["message"] for row in rows)
         )
     return table
 
 
+def select_variant(rows: list[dict], objective: str = "fastest", margin: float = 0.10,
+                   max_size_bytes: int | None = None, threads: int = 1) -> dict:
+    """Which variant ships and why, from the gate verdicts, file sizes and median latencies.
+
+    Pure: rows are variants.json rows (variant, passed, size_bytes, latency_ms; "error" when
+    conversion failed). Eligible: passed the F1 gate and fits the size budget. "fastest": the
+    lowest latency wins, but any eligible variant within `margin` (relative) of it counts as
+    tied and the smallest file among the tied wins. "smallest": the smallest file wins.
+    Returns {"selected": name or None, "reason": one sentence, "fastest": the fastest eligible
+    variant, "excluded": {variant: why}}.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    excluded, eligible = {}, []
+    for row in rows:
+        if "error" in row:
+            excluded[row["variant"]] = "conversion failed"
+        elif not row.get("passed"):
+            excluded[row["variant"]] = "failed the F1 gate"
+        elif max_size_bytes and row["size_bytes"] > max_size_bytes:
+            excluded[row["variant"]] = (f"{_mb(row['size_bytes'])} MB exceeds the "
+                                        f"{_mb(max_size_bytes)} MB size budget")
+        else:
+            eligible.append(row)
+    if not eligible:
+        passed = [row for row in rows if row.get("passed")]
+        reason = ("no variant passed the F1 gate" if not passed else
+                  f"{len(passed)} variant(s) passed the F1 gate but none fits the "
+                  f"{_mb(max_size_bytes)} MB size budget")
+        return {"selected": None, "fastest": None, "reason": reason, "excluded": excluded}
+
+    def latency(row):  # an unmeasured variant ranks last, never first
+        value = row.get("latency_ms")
+        return math.inf if value is None else value
+
+    fastest = min(eligible, key=lambda row: (latency(row), row["size_bytes"]))
+    where = f"median on the edge runtime at {threads} thread{'s' * (threads != 1)}"
+    if objective == "smallest":
+        winner = min(eligible, key=lambda row: (row["size_bytes"], latency(row)))
+        reason = (f"{winner['variant']} shipped: objective 'smallest', the smallest file that "
+                  f"passed the F1 gate ({_mb(winner['size_bytes'])} MB"
+                  + (f"; the fastest, {fastest['variant']}, takes {_ms(fastest)} vs "
+                     f"{_ms(winner)} ms {where})" if fastest is not winner else ")"))
+    else:
+        tied = [row for row in eligible if latency(row) <= latency(fastest) * (1 + margin)]
+        winner = min(tied, key=lambda row: (row["size_bytes"], latency(row)))
+        others = sorted((row for row in eligible if row is not winner), key=latency)
+        if winner is not fastest:
+            reason = (f"{winner['variant']} shipped: {_ms(winner)} ms is within the "
+                      f"{margin:.0%} noise margin of the fastest passing variant "
+                      f"({fastest['variant']}, {_ms(fastest)} ms, {where}) and its file is "
+                      f"smaller ({_mb(winner['size_bytes'])} vs {_mb(fastest['size_bytes'])} "
+                      "MB)")
+        elif math.isinf(latency(winner)):
+            reason = (f"{winner['variant']} shipped: no latency was measured, so the smallest "
+                      "passing file won")
+        else:
+            reason = (f"{winner['variant']} shipped: the fastest variant that passed the F1 "
+                      f"gate, {_ms(winner)} ms {where}"
+                      + (f" (next: {others[0]['variant']} {_ms(others[0])} ms)" if others else ""))
+    return {"selected": winner["variant"], "fastest": fastest["variant"], "reason": reason,
+            "excluded": excluded}
+
+
+def _mb(size_bytes) -> str:
+    return f"{size_bytes / 1e6:.2f}"
+
+
+def _ms(row) -> str:
+    return "unmeasured" if row.get("latency_ms") is None else f"{row['latency_ms']:.2f}"
+
+
+def _time_variants(rows: list[dict], image: np.ndarray, config: QuantizerConfig) -> dict:
+    """Adds each converted variant's latency to its row; returns how it was measured.
+
+    One fresh process per variant and round (edge.latency); rounds alternate the order so a
+    slow spell of the machine does not land on one variant only; a variant's latency is its
+    fastest round's median, since other load on the machine only ever adds time.
+    """
+    timed = [row for row in rows if "error" not in row]
+    medians = {row["variant"]: [] for row in timed}
+    details = {}
+    for round_index in range(config.latency_rounds):
+        for row in timed if round_index % 2 == 0 else timed[::-1]:
+            try:
+                result = measure_in_fresh_process(
+                    row["file"], config.latency_threads, config.latency_warmup,
+                    config.latency_runs, image)
+            except (RuntimeError, OSError, ValueError) as err:  # the row says so
+                row["latency_error"] = str(err)[-500:]
+                continue
+            medians[row["variant"]].append(result["median_ms"])
+            if result["median_ms"] <= min(medians[row["variant"]]):
+                details[row["variant"]] = result
+    for row in timed:
+        result = details.get(row["variant"])
+        if result is None:
+            row["latency_ms"] = None
+            continue
+        row.update(latency_ms=result["median_ms"], latency_p90_ms=result["p90_ms"],
+                   latency_round_medians_ms=medians[row["variant"]],
+                   latency_threads=config.latency_threads,
+                   load_and_first_ms=result["load_and_first_ms"],
+                   quantization=result["quantization"])
+    any_result = next(iter(details.values()), {})
+    cores = os.cpu_count() or 1
+    return {
+        "latency_measured": (
+            f"median of {config.latency_runs} timed runs after {config.latency_warmup} warm-up "
+            f"runs, one fresh process per variant (python -m edge.latency), "
+            f"{config.latency_rounds} interleaved round(s), the faster round counted; "
+            f"{any_result.get('runtime', 'edge runtime')} on a {cores}-core build machine"
+            + (f" ({config.latency_threads} threads on {cores} cores: oversubscribed)"
+               if config.latency_threads > cores else "")
+        ),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def evaluate_variant(variant: str, path: str, test, reference: dict, config) -> dict:
-    """Scores one .tflite file with the edge runner (1 thread) and gates its macro F1 drop."""
+    """Scores one .tflite file with the edge runner (1 thread) and gates its macro F1 drop.
+
+    Latency is timed later, in a fresh process per variant (`_time_variants`): this runner has
+    shared the process with the converter and the other variants."""
     runner = ModelRunner(path, threads=1)
     probabilities = np.stack(
         [runner.run(image)[spec.PROBABILITIES_KEY] for image in test.images]
@@ -158,7 +321,7 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config) -> 
         "size_bytes": os.path.getsize(path),
         "runtime": runner.runtime,
         "input_dtype": runner.input.dtype,
-        "latency_ms": _median_latency_ms(runner, test.images[0], config.latency_runs),
+        "quantization": runner.quantization()["scheme"],
         **scores,
         "f1_drop": drop,
         "passed": passed,
@@ -286,21 +449,39 @@ def Quantizer(  # noqa: N802 (TFX component names are classes)
     examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
     quantized_model: tfx.dsl.components.OutputArtifact[QuantizedModel],
     model_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing] = None,
+    evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation] = None,
     config_json: tfx.dsl.components.Parameter[str] = "{}",
+    gate_config_json: tfx.dsl.components.Parameter[str] = "{}",
 ):
-    """TFX component around `quantize_and_select` (config: QuantizerConfig as JSON)."""
+    """TFX component around `quantize_and_select` (config: QuantizerConfig as JSON).
+
+    Also writes this model kind's `model_summary.json` (components/model_summary.py) so the
+    report can compare kinds side by side, blessed or not."""
     from tfx.utils import path_utils
 
+    from components import model_summary
+    from components.evaluation import GateConfig
+
     config = QuantizerConfig.from_json(config_json)
-    if model_blessing is not None and config.skip_unblessed and not _is_blessed(model_blessing):
+    serving_dir = path_utils.serving_model_path(model.uri)
+    kind = model_summary.model_kind(serving_dir)
+    quantized_model.set_string_custom_property("model_kind", kind)
+    blessed = _is_blessed(model_blessing) if model_blessing is not None else None
+
+    def write_summary(variants, note=""):
+        model_summary.write_model_summary(quantized_model.uri, model_summary.summarize(
+            kind, blessed, evaluation.uri if evaluation is not None else None,
+            GateConfig.from_json(gate_config_json), variants, note))
+
+    if model_blessing is not None and config.skip_unblessed and not blessed:
         _write_skipped(quantized_model.uri, "the Evaluator did not bless the model")
         quantized_model.set_string_custom_property("selected_variant", "")
+        write_summary(None, "not blessed: not converted")
         return
-    table = quantize_and_select(
-        path_utils.serving_model_path(model.uri), examples.uri, quantized_model.uri, config
-    )
+    table = quantize_and_select(serving_dir, examples.uri, quantized_model.uri, config)
     quantized_model.set_string_custom_property("selected_variant", table["selected"] or "")
     quantized_model.set_string_custom_property("selected_file", table["selected_file"] or "")
+    write_summary(table)
 
 
 def selected_variant(quantized_model_uri: str) -> dict | None:
@@ -310,9 +491,12 @@ def selected_variant(quantized_model_uri: str) -> dict | None:
         return None
     with open(path) as handle:
         table = json.load(handle)
+    selection = table.get("selection", {})
     for row in table.get("variants", []):
         if row["variant"] == table.get("selected"):
-            return row | {"file": os.path.join(quantized_model_uri, table["selected_file"])}
+            return row | {"file": os.path.join(quantized_model_uri, table["selected_file"]),
+                          "objective": selection.get("objective"),
+                          "selection_reason": selection.get("reason")}
     return None
 
 
@@ -350,17 +534,6 @@ def _score(probabilities: np.ndarray, labels: np.ndarray, class_names) -> dict:
             labels, predictions, len(class_names)
         ).tolist(),
     }
-
-
-def _median_latency_ms(runner: ModelRunner, image: np.ndarray, runs: int) -> float:
-    for _ in range(3):
-        runner.run(image)
-    timings = []
-    for _ in range(max(1, runs)):
-        started = time.perf_counter()
-        runner.run(image)
-        timings.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(timings), 3)
 
 
 def _export_qat_saved_model(

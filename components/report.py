@@ -307,20 +307,38 @@ def _variants_section(page, inputs: ReportInputs) -> None:
         page.missing(reason)
         return
     reference = table["reference"]
+    selection = table.get("selection", {})
     page.paragraph(f"Float SavedModel ({reference['runtime']}): macro F1 "
                    f"{reference['macro_f1']:.4f} on {table['test_examples']} test images; "
                    f"selected: <b>{html.escape(str(table['selected']))}</b>.", escape=False)
+    if selection.get("reason"):  # why this variant shipped, and how latency was measured
+        budget = selection.get("max_size_mb")
+        page.paragraph(
+            f"<b>Why:</b> {html.escape(selection['reason'])}. Objective "
+            f"'{html.escape(str(selection['objective']))}', noise margin "
+            f"{selection['latency_margin']:.0%}, size budget "
+            f"{f'{budget} MB' if budget else 'none'}; latency: "
+            f"{html.escape(selection.get('latency_measured', ''))}, 1-minute load average "
+            f"{selection.get('load_average_1min')}.", escape=False)
+    threads = selection.get("latency_threads", 1)
     names = table["class_names"]
     rows = []
     for row in table["variants"]:
         if "error" in row:
-            rows.append([row["variant"], "", "", "", "", html.escape(row["error"]), "failed"])
+            rows.append([row["variant"], "", "", "", "", "", "", html.escape(row["error"]),
+                         "failed"])
             continue
         per_class = ", ".join(f"{n} {row['per_class_f1'][n]:.3f}" for n in names)
-        rows.append([row["variant"], f"{row['size_bytes'] / 1024:.1f} KiB",
-                     f"{row['macro_f1']:.4f}", f"{row['f1_drop']:+.4f}",
-                     f"{row['latency_ms']:.2f} ms", per_class, _verdict(row["passed"])])
-    page.table(["variant", "size", "macro F1", "drop vs float", "latency (1 thread)",
+        latency = row.get("latency_ms")
+        shipped = "<b>shipped</b>" if row["variant"] == table["selected"] else html.escape(
+            selection.get("excluded", {}).get(row["variant"], ""))
+        rows.append([row["variant"], html.escape(str(row.get("quantization", ""))),
+                     f"{row['size_bytes'] / 1e6:.2f} MB", f"{row['macro_f1']:.4f}",
+                     f"{row['f1_drop']:+.4f}",
+                     "not measured" if latency is None else f"{latency:.2f} ms",
+                     shipped, per_class, _verdict(row["passed"])])
+    page.table(["variant", "quantization", "size", "macro F1", "drop vs float",
+                f"median latency ({threads} thread{'s' * (threads != 1)})", "shipped",
                 "per-class F1", "gate"], rows, escape=False)
 
 

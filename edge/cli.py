@@ -232,7 +232,7 @@ def bench_command(args) -> int:
     result = {
         "model": str(args.model),
         "runtime": classifier.runtime,
-        "threads": args.threads,
+        **_variant_fields(classifier, args.threads),
         "input_size": classifier.input_size,
         "runs": args.runs,
         "cold_start_ms": round(cold_start_ms, 2),
@@ -248,6 +248,19 @@ def bench_command(args) -> int:
         Path(args.out).write_text(text)
     sys.stdout.write(text)
     return EXIT_OK
+
+
+def _variant_fields(classifier: Classifier, threads: int | None) -> dict:
+    """Variant (the pusher's manifest), quantization (the model's own tensor types), threads."""
+    manifest = classifier.model.manifest or {}
+    quantization = classifier.model.runner.quantization()
+    return {
+        "variant": manifest.get("variant"),
+        "quantization": quantization["scheme"],
+        "quantization_detail": quantization["description"],
+        # None: LiteRT chooses (XNNPACK then runs single-threaded); say so rather than "None".
+        "threads": threads if threads is not None else "runtime default",
+    }
 
 
 def _model_input_for(classifier: Classifier, image: str):
@@ -278,7 +291,9 @@ def info_command(args) -> int:
         "input": runner.input.as_dict(),
         "outputs": [info.as_dict() for info in runner.outputs.values()],
         "class_names": list(model.class_names),
-        "variant": manifest.get("variant"),
+        **_variant_fields(classifier, args.threads),
+        "selection": ((manifest.get("metrics") or {}).get("variant") or {}).get(
+            "selection_reason"),
         "metrics": manifest.get("metrics", {}),
         "synthetic_data": manifest.get("synthetic_data"),
         "pipeline_run_id": manifest.get("pipeline_run_id"),

@@ -122,6 +122,21 @@ class ModelRunner:
     def input_size(self) -> int:
         return int(self.input.shape[1])
 
+    def quantization(self) -> dict:
+        """How the model computes, read from its own op and tensor types (not from a manifest).
+
+        scheme: "int8"/"uint8" (weights and activations integer in every conv/dense op),
+        "dynamic-range" (int8 weights, float activations), "float16" (float16 weights expanded
+        to float32), "float32", or "mixed" (some conv/dense ops fully integer, some not: a
+        partial float fallback). See `describe_quantization`.
+        """
+        try:
+            ops = self._interpreter._get_ops_details()  # noqa: SLF001 (no public op list)
+            tensors = self._interpreter.get_tensor_details()
+        except (AttributeError, RuntimeError, ValueError) as err:
+            return {"scheme": "unknown", "description": f"op list unavailable: {err}"}
+        return describe_quantization(ops, tensors, self.input.dtype)
+
     @property
     def class_count(self) -> int:
         return int(self.outputs[spec.PROBABILITIES_KEY].shape[-1])
@@ -139,6 +154,60 @@ class ModelRunner:
                 for key, detail in self._output_details.items()
             }
         return {key: _dequantize(raw[key], self.outputs[key])[0] for key in self.outputs}
+
+
+# The ops that hold nearly all of a CNN's weights and multiply-adds.
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+INTEGER_DTYPES = ("int8", "uint8")
+
+
+def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str) -> dict:
+    """The quantization scheme of a model from its op list and tensor details (pure).
+
+    ops: the interpreter's `_get_ops_details()` (op_name, inputs, outputs as tensor indices);
+    tensors: `get_tensor_details()`. For each weight op, input 0 is the activation and input 1
+    the weights.
+    """
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in tensors}
+    weight_ops = [op for op in ops if op["op_name"] in WEIGHT_OPS and len(op["inputs"]) >= 2]
+    integer = [op for op in weight_ops if dtypes.get(op["inputs"][0]) in INTEGER_DTYPES
+               and dtypes.get(op["inputs"][1]) in INTEGER_DTYPES]
+    hybrid = [op for op in weight_ops if dtypes.get(op["inputs"][0]) == "float32"
+              and dtypes.get(op["inputs"][1]) in INTEGER_DTYPES]
+    float16_weights = any(
+        op["op_name"] == "DEQUANTIZE" and dtypes.get(op["inputs"][0]) == "float16" for op in ops
+    )
+    # Ops computing in float32, other than the (de)quantize steps at the model's edges.
+    float_ops = [op for op in ops if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")
+                 and any(dtypes.get(i) == "float32" for i in op["outputs"])]
+    if not weight_ops:
+        scheme = "unknown"
+    elif len(integer) == len(weight_ops):
+        scheme = dtypes[integer[0]["inputs"][0]]
+    elif integer:  # some integer, some float: a partial float fallback
+        scheme = "mixed"
+    elif hybrid:  # the converter leaves small weight tensors (< 1024 values) in float
+        scheme = "dynamic-range"
+    elif float16_weights:
+        scheme = "float16"
+    else:
+        scheme = "float32"
+    if scheme in INTEGER_DTYPES or scheme == "mixed":
+        description = (f"{scheme}: {len(integer)}/{len(weight_ops)} conv/dense ops on integer "
+                       f"tensors, {len(float_ops)} float ops, {input_dtype} input")
+    elif scheme == "dynamic-range":
+        description = (f"{scheme}: int8 weights, float activations in {len(hybrid)}/"
+                       f"{len(weight_ops)} conv/dense ops, {input_dtype} input")
+    else:
+        description = f"{scheme}: {len(weight_ops)} conv/dense ops, {input_dtype} input"
+    return {
+        "scheme": scheme,
+        "weight_ops": len(weight_ops),
+        "integer_weight_ops": len(integer),
+        "float_ops": len(float_ops),
+        "input_dtype": input_dtype,
+        "description": description,
+    }
 
 
 def _version(distribution: str) -> str:

@@ -42,6 +42,13 @@ class PipelineConfig:
     max_regression: float = 0.01  # allowed macro-F1 drop vs the last blessed model
     max_quantized_f1_drop: float = 0.01
     quantization_variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+    # Which passing variant ships (components/quantizer.py select_variant): "fastest" median
+    # latency on the edge runtime (within the margin, the smaller file) or "smallest"; timed at
+    # the device's thread count (4 for a Raspberry Pi 4); size budget in MB, 0 for none.
+    quantization_objective: str = "fastest"
+    quantization_latency_threads: int = 1
+    quantization_latency_margin: float = 0.10
+    quantization_max_size_mb: float = 0.0
     synthetic_data: bool = True  # said on the report and in the manifest
     # Beam: DirectRunner, one process per core, unless told otherwise.
     beam_pipeline_args: tuple[str, ...] = (

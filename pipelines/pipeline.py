@@ -72,6 +72,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             config_json=QuantizerConfig(
                 variants=config.quantization_variants,
                 max_f1_drop=config.max_quantized_f1_drop,
+                objective=config.quantization_objective,
+                latency_threads=config.quantization_latency_threads,
+                latency_margin=config.quantization_latency_margin,
+                max_size_mb=config.quantization_max_size_mb,
                 class_names=class_names,
                 seed=config.seed,
             ).to_json(),

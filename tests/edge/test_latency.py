@@ -1,0 +1,53 @@
+"""Latency timing in a fresh process (edge.latency) and the quantization read from a model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from edge import latency
+from edge.runtime import ModelRunner, describe_quantization
+from tests.edge.golden import model_path
+
+
+@pytest.mark.parametrize("variant, scheme", [
+    ("fp32", "float32"), ("fp16", "float16"), ("dynamic", "dynamic-range"), ("int8", "int8"),
+    ("int8_io", "int8"), ("uint8_io", "int8"),
+])  # fmt: skip
+def test_quantization_is_read_from_the_models_own_tensor_types(variant, scheme):
+    quantization = ModelRunner(model_path(variant)).quantization()
+    assert quantization["scheme"] == scheme
+    if scheme == "int8":
+        assert quantization["integer_weight_ops"] == quantization["weight_ops"] == 4
+        assert quantization["description"].startswith("int8: 4/4 conv/dense ops on integer")
+
+
+def test_a_partly_float_integer_model_is_called_mixed():
+    # Two convs: one on int8 tensors, one left in float (a silent float fallback).
+    tensors = [{"index": 0, "dtype": np.int8}, {"index": 1, "dtype": np.int8},
+               {"index": 2, "dtype": np.float32}, {"index": 3, "dtype": np.float32}]
+    ops = [{"op_name": "CONV_2D", "inputs": [0, 1], "outputs": [0]},
+           {"op_name": "CONV_2D", "inputs": [2, 3], "outputs": [2]}]
+    described = describe_quantization(ops, tensors, "float32")
+    assert described["scheme"] == "mixed" and described["integer_weight_ops"] == 1
+    assert described["float_ops"] == 1
+
+
+def test_each_measurement_runs_in_a_fresh_process_with_warmup_and_the_asked_threads():
+    result = latency.measure_in_fresh_process(model_path("int8"), threads=2, warmup=3, runs=7)
+    assert result["pid"] != os.getpid()
+    assert (result["threads"], result["warmup"], result["runs"]) == (2, 3, 7)
+    assert 0 < result["min_ms"] <= result["median_ms"] <= result["p90_ms"]
+    assert result["load_and_first_ms"] > 0 and result["quantization"] == "int8"
+    assert result["tensorflow_imported"] is False  # the device's own stack only
+
+
+def test_module_entry_point_times_a_given_image(tmp_path, capsys):
+    image = tmp_path / "image.npy"
+    np.save(image, np.full((32, 32, 1), 128, np.float32))
+    assert latency.main(["--model", str(model_path("fp32")), "--runs", "3", "--warmup", "0",
+                         "--image", str(image)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["runs"] == 3 and result["input_size"] == 32
+    assert result["quantization"] == "float32"
