@@ -261,3 +261,14 @@ class EdgePusher(base_component.BaseComponent):
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
             )
         )
+
+
+def read_push_record(pushed_model_uri: str | None) -> dict | None:
+    """push.json of an EdgePusher output ({pushed, reason, version_dir, …}), or None."""
+    if not pushed_model_uri:
+        return None
+    path = os.path.join(pushed_model_uri, PUSH_RECORD)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -21,7 +21,9 @@ from tfx import v1 as tfx
 from tfx.types import artifact, standard_artifacts
 
 from components import artifact_types
+from components.edge_pusher import read_push_record
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+from components.model_summary import read_model_summary
 from components.quantizer import VARIANTS_FILENAME, QuantizedModel, read_split
 from edge import spec
 
@@ -50,6 +52,8 @@ class ReportInputs:
     blessed: bool | None = None
     quantized_model_uri: str | None = None
     pushed_model_uri: str | None = None
+    # Every model kind's Quantizer output (model_summary.json), for the side-by-side table.
+    model_summary_uris: list[str] = dataclasses.field(default_factory=list)
     synthetic_data: bool = False
     pipeline_run_id: str | None = None
     title: str = "cxr-edge run report"
@@ -71,10 +75,12 @@ def write_report(inputs: ReportInputs, out_dir: str) -> str:
     )
     class_names = inputs.gate_config.class_names
     _gates_section(page, inputs)
+    _models_section(page, inputs, class_names)
     _data_section(page, inputs, class_names)
     training = _read_json(inputs.serving_model_dir, SUMMARY_FILENAME)
     _training_section(page, training)
     _evaluation_section(page, inputs)
+    _calibration_section(page, inputs)
     _embedding_section(page, inputs, training)
     _attention_section(page, inputs, class_names)
     _variants_section(page, inputs)
@@ -97,6 +103,9 @@ def RunReportGen(  # noqa: N802 (TFX component names are classes)
     blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing] = None,
     quantized_model: tfx.dsl.components.InputArtifact[QuantizedModel] = None,
     pushed_model: tfx.dsl.components.InputArtifact[standard_artifacts.PushedModel] = None,
+    # The other model kinds' Quantizer outputs (model_summary.json), compared side by side.
+    compared_quantized_model_1: tfx.dsl.components.InputArtifact[QuantizedModel] = None,
+    compared_quantized_model_2: tfx.dsl.components.InputArtifact[QuantizedModel] = None,
     synthetic_data: tfx.dsl.components.Parameter[int] = 0,
     gate_config_json: tfx.dsl.components.Parameter[str] = "{}",
     title: tfx.dsl.components.Parameter[str] = "cxr-edge run report",
@@ -118,6 +127,8 @@ def RunReportGen(  # noqa: N802 (TFX component names are classes)
         blessed=bool(blessing.get_int_custom_property("blessed")) if blessing else None,
         quantized_model_uri=uri(quantized_model),
         pushed_model_uri=uri(pushed_model),
+        model_summary_uris=[item.uri for item in (quantized_model, compared_quantized_model_1,
+                                                  compared_quantized_model_2) if item],
         synthetic_data=bool(synthetic_data),
         pipeline_run_id=_run_id(pushed_model, model or examples),
         title=title,
@@ -138,7 +149,8 @@ def _gates_section(page, inputs: ReportInputs) -> None:
             threshold = (
                 f"≥ {outcome.threshold:.4f}"
                 if outcome.baseline is None
-                else f"drop ≤ {outcome.threshold:.4f} vs baseline {outcome.baseline:.4f}"
+                else f"at most {outcome.threshold:.4f} below the {outcome.baseline_name} "
+                     f"({outcome.baseline:.4f})"
             )
             rows.append(["Evaluator", outcome.gate, value, threshold, _verdict(outcome.passed)])
     if inputs.blessed is not None:
@@ -151,7 +163,7 @@ def _gates_section(page, inputs: ReportInputs) -> None:
                          f"drop ≤ {table['max_f1_drop']:.4f}", _verdict(row["passed"])])
         if table.get("skipped"):
             rows.append(["Quantizer", "conversion", html.escape(table["skipped"]), "", "skipped"])
-    push = _read_json(inputs.pushed_model_uri, "push.json")
+    push = read_push_record(inputs.pushed_model_uri)
     if push:
         rows.append(["Pusher", "push", html.escape(push["reason"]), "blessed and a variant",
                      "pushed" if push["pushed"] else "not pushed"])
@@ -159,6 +171,71 @@ def _gates_section(page, inputs: ReportInputs) -> None:
         page.table(["stage", "gate", "value", "threshold", "outcome"], rows, escape=False)
     else:
         page.missing("no gate results in this run")
+
+
+def _models_section(page, inputs: ReportInputs, class_names) -> None:
+    """Every model kind of the run side by side: gates, per-class F1, calibration, shipped file."""
+    summaries = [read_model_summary(uri) for uri in inputs.model_summary_uris]
+    summaries = sorted((s for s in summaries if s is not None), key=lambda s: s.model_kind)
+    if len(summaries) < 2:
+        return  # one kind: the sections below say it all
+    page.heading("Models side by side (test split)")
+    primary = inputs.gate_config.model_kind
+    page.paragraph(f"The primary kind ({primary or 'the first listed'}) is the one pushed; the "
+                   "others are trained, gated and converted for comparison.")
+    rows = []
+    for summary in summaries:
+        evaluation = summary.evaluation or {}
+        per_class = (evaluation.get("per_class") or {})
+        calibration = evaluation.get("calibration") or {}
+        size = summary.selected_size_bytes
+        latency = summary.selected_latency_ms
+        rows.append(
+            [summary.model_kind + (" (pushed kind)" if summary.model_kind == primary else ""),
+             "blessed" if summary.blessed else "not blessed",
+             "; ".join(f"{g['gate']}: {_fmt(g['value'])} {'pass' if g['passed'] else 'FAIL'}"
+                       for g in summary.gates) or "n/a",
+             _fmt(evaluation.get("macro_f1")), _fmt(evaluation.get("priority_recall")),
+             ", ".join(f"{name} {_fmt((per_class.get(name) or {}).get('f1_score'))}"
+                       for name in class_names),
+             _fmt(calibration.get("expected_calibration_error")),
+             summary.selected_variant or summary.note or "none",
+             "n/a" if size is None else f"{size / 1e6:.2f} MB",
+             "n/a" if latency is None else f"{latency:.2f} ms"])
+    page.table(["model", "blessing", "gates", "macro F1", "priority recall", "per-class F1",
+                "ECE", "variant", "size", "latency"], rows)
+
+
+def _calibration_section(page, inputs: ReportInputs) -> None:
+    if not inputs.evaluation_uri:
+        return
+    calibration = evaluation_summary(inputs.evaluation_uri, inputs.gate_config).get("calibration")
+    page.heading("Calibration (test split, top-1 confidence)")
+    if not calibration:
+        page.missing("the Evaluator recorded no reliability table")
+        return
+    bins = [b for b in calibration["bins"] if b["examples"]]
+    page.paragraph(
+        f"Expected calibration error {_fmt(calibration['expected_calibration_error'])} over "
+        f"{len(calibration['bins'])} equal-width confidence bins (0 = confidence matches "
+        "accuracy). Bars above the diagonal: the model is under-confident there; below: over-"
+        "confident.")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(4.2, 4))
+    width = 1.0 / len(calibration["bins"])
+    axis.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=width,
+             align="edge", edgecolor="black", color="#4c72b0", label="accuracy")
+    axis.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    axis.set_xlabel("top-1 confidence")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, loc="upper left")
+    page.figure(figure, "reliability_diagram.png", "Reliability diagram")
+    page.table(["confidence", "examples", "mean confidence", "accuracy"],
+               [[f"{b['low']:.2f}–{b['high']:.2f}", int(b["examples"]),
+                 _fmt(b["mean_confidence"]), _fmt(b["accuracy"])] for b in bins])
 
 
 def _data_section(page, inputs: ReportInputs, class_names) -> None:

@@ -4,8 +4,11 @@ ImageExampleGen → StatisticsGen → SchemaGen → ExampleValidator + ImageVali
   → Trainer (one per model kind) → LatestBlessedModel resolver → Evaluator (F1 gates)
   → Quantizer (TFLite variants gated on the edge interpreter) → EdgePusher → RunReport
 
-With several model kinds, each gets its own Trainer, Evaluator and Quantizer (ids suffixed with
-the kind); the first kind is the one pushed and reported in full, the others are compared.
+With several model kinds, each gets its own Trainer, resolver, Evaluator and Quantizer (ids
+suffixed with the kind). Each Evaluator compares its candidate only with the last blessed model
+of its own kind: the resolver's channels are filtered by producer (that kind's Trainer and
+Evaluator). The first kind listed is the primary one: it is pushed and reported in full; every
+kind appears side by side in the report (each Quantizer writes its kind's model_summary.json).
 """
 
 import os
@@ -27,11 +30,10 @@ RUN_FN = "trainer.run.run_fn"
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     class_names = resolve_pipeline_class_names(config)
-    gates = gate_config(config, class_names)
 
     example_gen = ImageExampleGen(
         input_base=config.data_root, class_names=class_names, seed=config.seed,
-        max_side=config.max_side)
+        max_side=config.max_side, quarantine_evidence_dir=quarantine_evidence_dir(config))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.examples)
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
     example_validator = tfx.components.ExampleValidator(
@@ -43,8 +45,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     components = [example_gen, statistics_gen, schema_gen, example_validator, image_validator]
 
     first = None
+    quantized_models = []
     for kind in config.models:
-        suffix = "" if len(config.models) == 1 else f"_{kind}"
+        suffix = component_suffix(config, kind)
+        gates = gate_config(config, class_names, kind)
         trainer = tfx.components.Trainer(
             run_fn=RUN_FN,
             examples=example_gen.examples,
@@ -53,10 +57,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         ).with_id("Trainer" + suffix)
         # Training starts only once the data passed the image checks.
         trainer.add_upstream_node(image_validator)
+        # Only this kind's models and blessings: a baseline must never be another kind's model.
         resolver = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                                  producer_component_id=trainer.id, output_key="model"),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                           producer_component_id="Evaluator" + suffix,
+                                           output_key="blessing"),
         ).with_id("latest_blessed_model_resolver" + suffix)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.examples,
@@ -69,6 +77,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             model=trainer.outputs["model"],
             examples=example_gen.examples,
             model_blessing=evaluator.outputs["blessing"],
+            evaluation=evaluator.outputs["evaluation"],
+            gate_config_json=gates.to_json(),
             config_json=QuantizerConfig(
                 variants=config.quantization_variants,
                 max_f1_drop=config.max_quantized_f1_drop,
@@ -81,10 +91,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             ).to_json(),
         ).with_id("Quantizer" + suffix)
         components += [trainer, resolver, evaluator, quantizer]
+        quantized_models.append(quantizer.outputs["quantized_model"])
         if first is None:
-            first = (trainer, evaluator, quantizer)
+            first = (trainer, evaluator, quantizer, gates)
 
-    trainer, evaluator, quantizer = first
+    trainer, evaluator, quantizer, gates = first
     pusher = EdgePusher(
         model_blessing=evaluator.outputs["blessing"],
         quantized_model=quantizer.outputs["quantized_model"],
@@ -105,6 +116,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         blessing=evaluator.outputs["blessing"],
         quantized_model=quantizer.outputs["quantized_model"],
         pushed_model=pusher.outputs["pushed_model"],
+        # The other kinds, one input each (KFP v2 compiles no union channels; 3 kinds at most).
+        **{f"compared_quantized_model_{i}": channel
+           for i, channel in enumerate(quantized_models[1:], start=1)},
         synthetic_data=int(config.synthetic_data),
         gate_config_json=gates.to_json(),
     )
@@ -134,7 +148,18 @@ def resolve_pipeline_class_names(config: PipelineConfig) -> tuple[str, ...]:
     return spec.CLASS_NAMES
 
 
-def gate_config(config: PipelineConfig, class_names) -> GateConfig:
+def quarantine_evidence_dir(config: PipelineConfig) -> str:
+    """<pipeline root>/quarantine: a failed ingestion's list of bad files, one folder per run."""
+    return os.path.join(config.pipeline_root, "quarantine")
+
+
+def component_suffix(config: PipelineConfig, kind: str) -> str:
+    """"" with one model kind, "_<kind>" with several (Trainer_attention, Evaluator_baseline…)."""
+    return "" if len(config.models) == 1 else f"_{kind}"
+
+
+def gate_config(config: PipelineConfig, class_names, kind: str | None = None) -> GateConfig:
+    """The Evaluator gates of one model kind (the primary kind when none is named)."""
     priority = spec.PRIORITY_CLASS if spec.PRIORITY_CLASS in class_names else class_names[0]
     return GateConfig(
         min_macro_f1=config.min_macro_f1,
@@ -142,6 +167,7 @@ def gate_config(config: PipelineConfig, class_names) -> GateConfig:
         max_macro_f1_regression=config.max_regression,
         class_names=tuple(class_names),
         priority_class=priority,
+        model_kind=kind or config.models[0],
     )
 
 

@@ -29,6 +29,7 @@ class ImageExampleGenSpec(ComponentSpec):
         executor.MAX_PIXELS: ExecutionParameter(type=int, optional=True),
         executor.MAX_QUARANTINE_FRACTION: ExecutionParameter(type=float, optional=True),
         executor.INPUT_FINGERPRINT: ExecutionParameter(type=str, optional=True),
+        executor.EVIDENCE_DIR: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -50,13 +51,15 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
       max_side: cap on the stored image's longer side in px (0 keeps the original size).
       max_pixels: larger images are quarantined as `too_large` (decompression bombs).
       max_quarantine_fraction: the component fails when more files than this are quarantined.
+      quarantine_evidence_dir: where that failure writes the quarantine report, in a folder
+        named after the run (a failed execution's own outputs are discarded by TFX).
     """
 
     SPEC_CLASS = ImageExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, input_base, class_names=None, split_ratios=None, seed=0, max_side=0,
-                 max_pixels=None, max_quarantine_fraction=None):
+                 max_pixels=None, max_quarantine_fraction=None, quarantine_evidence_dir=None):
         outputs = {
             executor.EXAMPLES_KEY: types.Channel(type=standard_artifacts.Examples),
             executor.QUARANTINE_KEY: types.Channel(type=artifact_types.QuarantineReport),
@@ -71,6 +74,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
             max_pixels=max_pixels,
             max_quarantine_fraction=max_quarantine_fraction,
             input_fingerprint=tree_fingerprint(input_base),
+            quarantine_evidence_dir=quarantine_evidence_dir,
             **outputs,
         ))
 

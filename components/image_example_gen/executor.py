@@ -39,6 +39,9 @@ MAX_SIDE = "max_side"  # cap on the stored image's longer side; 0 keeps the orig
 MAX_PIXELS = "max_pixels"  # decompression-bomb guard passed to the decoder
 MAX_QUARANTINE_FRACTION = "max_quarantine_fraction"
 INPUT_FINGERPRINT = "input_fingerprint"  # only there so a changed tree misses the cache
+# Where a failed quarantine check leaves its report (<dir>/<run id>/quarantine.{json,csv}):
+# TFX discards a failed execution's outputs, so the evidence must live outside them.
+EVIDENCE_DIR = "quarantine_evidence_dir"
 
 SUMMARY_FILE = "summary.json"
 INDEX_FILE = "index.jsonl"
@@ -48,6 +51,7 @@ QUARANTINE_LINES = "quarantine.jsonl"
 CLASS_NAMES_PROPERTY = "class_names"  # custom property on the Examples artifact (JSON list)
 
 DEFAULT_MAX_QUARANTINE_FRACTION = 0.05
+FILES_NAMED_IN_ERROR = 10
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -104,7 +108,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             artifact.set_int_custom_property("examples", summary["examples"])
         logging.info("ImageExampleGen: %d examples, %d quarantined, %d duplicate groups",
                      summary["examples"], report["count"], summary["duplicates"]["groups"])
-        _check_quarantine_fraction(summary, config.max_quarantine_fraction)
+        if summary["quarantine_fraction"] > config.max_quarantine_fraction:
+            evidence = None
+            if exec_properties.get(EVIDENCE_DIR):
+                evidence = os.path.join(exec_properties[EVIDENCE_DIR], self._run_label())
+                write_quarantine_report(evidence, rejected_entries)
+            raise QuarantineExceeded(
+                quarantine_failure_message(summary, config.max_quarantine_fraction,
+                                           rejected_entries, evidence))
+
+    def _run_label(self) -> str:
+        """The pipeline run id (or a UTC stamp outside an orchestrator), safe as a folder."""
+        run_id = getattr(self._context, "pipeline_run_id", None) if self._context else None
+        if not run_id:
+            import datetime
+
+            run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+class QuarantineExceeded(RuntimeError):
+    """More files were quarantined than max_quarantine_fraction allows."""
 
 
 def build_summary(config, class_names, ignored_folders, split_names, indexed, report):
@@ -300,14 +324,21 @@ def _to_example(record):
     }))
 
 
-def _check_quarantine_fraction(summary, limit):
-    fraction = summary["quarantine_fraction"]
-    if fraction > limit:
-        raise RuntimeError(
-            f"ImageExampleGen: quarantined {summary['quarantined']} of {summary['files']} files "
-            f"({fraction:.1%}), above max_quarantine_fraction {limit:.1%}; reasons "
-            f"{summary['quarantined_by_reason']} (see {QUARANTINE_CSV} in the quarantine report)"
-        )
+def quarantine_failure_message(summary, limit, entries, evidence_dir=None) -> str:
+    """Numbers, where the full list was written, and the first files with their reasons."""
+    where = (f"every quarantined file is listed in {os.path.join(evidence_dir, QUARANTINE_CSV)} "
+             f"(and {QUARANTINE_JSON})" if evidence_dir else
+             "no evidence folder was configured; the files are listed below")
+    shown = entries[:FILES_NAMED_IN_ERROR]
+    lines = [f"  {entry['path']}: {entry['reason']} ({entry.get('message', '')})"
+             for entry in shown]
+    if len(entries) > len(shown):
+        lines.append(f"  … and {len(entries) - len(shown)} more")
+    return (
+        f"ImageExampleGen: quarantined {summary['quarantined']} of {summary['files']} files "
+        f"({summary['quarantine_fraction']:.1%}), above max_quarantine_fraction {limit:.1%}; "
+        f"reasons {summary['quarantined_by_reason']}; {where}:\n" + "\n".join(lines)
+    )
 
 
 def _read_json_lines(path):

@@ -1,0 +1,77 @@
+"""One model kind's outcome in one run: gates, per-class F1, calibration, shipped variant.
+
+Written by each kind's Quantizer (it sees the model, its blessing and, here, its evaluation) as
+`model_summary.json` in its output, so the run report can put every kind side by side without
+guessing which Evaluator output belongs to which model. `read_model_summary` is the reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+
+MODEL_SUMMARY_FILENAME = "model_summary.json"
+TRAINING_SUMMARY_FILENAME = "training_summary.json"  # trainer/run.py writes it beside the model
+
+
+@dataclasses.dataclass
+class ModelSummary:
+    model_kind: str
+    blessed: bool | None
+    gates: list[dict]  # GateOutcome.as_dict() of each Evaluator gate
+    evaluation: dict | None  # evaluation_summary(): macro F1, recall, per class, calibration
+    selected_variant: str | None = None
+    selected_size_bytes: int | None = None
+    selected_latency_ms: float | None = None
+    note: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def model_kind(serving_model_dir: str) -> str:
+    """The kind the Trainer built (training_summary.json's config), or "unknown"."""
+    path = os.path.join(serving_model_dir, TRAINING_SUMMARY_FILENAME)
+    if not os.path.isfile(path):
+        return "unknown"
+    with open(path, encoding="utf-8") as handle:
+        return (json.load(handle).get("config") or {}).get("model", "unknown")
+
+
+def summarize(kind: str, blessed: bool | None, evaluation_uri: str | None,
+              gates: GateConfig, variants: dict | None, note: str = "") -> ModelSummary:
+    summary = ModelSummary(
+        model_kind=kind,
+        blessed=blessed,
+        gates=[o.as_dict() for o in gate_outcomes(evaluation_uri, gates)] if evaluation_uri
+        else [],
+        evaluation=evaluation_summary(evaluation_uri, gates) if evaluation_uri else None,
+        note=note,
+    )
+    selected = (variants or {}).get("selected")
+    for row in (variants or {}).get("variants", []):
+        if row.get("variant") == selected:
+            summary.selected_variant = selected
+            summary.selected_size_bytes = row.get("size_bytes")
+            summary.selected_latency_ms = row.get("latency_ms")
+    return summary
+
+
+def write_model_summary(out_dir: str, summary: ModelSummary) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, MODEL_SUMMARY_FILENAME)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(summary.to_json())
+    return path
+
+
+def read_model_summary(directory: str) -> ModelSummary | None:
+    """The summary in a Quantizer output directory, or None when it has none."""
+    path = os.path.join(directory, MODEL_SUMMARY_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return ModelSummary(**json.load(handle))

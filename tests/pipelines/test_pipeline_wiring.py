@@ -1,0 +1,40 @@
+"""create_pipeline's wiring, read from the compiled IR (nothing runs): each model kind's
+Evaluator is compared only with a blessed model of its own kind."""
+
+from tfx.dsl.compiler import compiler
+
+from components import demo_data
+from pipelines.configs import PipelineConfig
+from pipelines.pipeline import create_pipeline
+
+
+def test_each_kind_resolves_its_baseline_from_its_own_trainer_and_evaluator(tmp_path):
+    demo_data.generate(str(tmp_path / "data"), per_class=2, size=64)
+    config = PipelineConfig(data_root=str(tmp_path / "data"), pipeline_root=str(tmp_path / "r"),
+                            models=("attention", "baseline"))
+    ir = compiler.Compiler().compile(create_pipeline(config))
+    nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in ir.nodes}
+    for kind in config.models:
+        resolver = nodes[f"latest_blessed_model_resolver_{kind}"]
+        # The strategy reads hidden inputs, each queried by its producer node's MLMD context.
+        queried = {
+            (channel.artifact_query.type.name, channel.output_key): {
+                query.name.field_value.string_value
+                for query in channel.context_queries if query.type.name == "node"}
+            for spec in resolver.inputs.inputs.values() for channel in spec.channels
+        }
+        assert queried == {
+            ("Model", "model"): {f"cxr-edge.Trainer_{kind}"},
+            ("ModelBlessing", "blessing"): {f"cxr-edge.Evaluator_{kind}"},
+        }, queried
+        evaluator = nodes[f"Evaluator_{kind}"]
+        baseline = evaluator.inputs.inputs["baseline_model"].channels
+        assert {c.producer_node_query.id for c in baseline} == {
+            f"latest_blessed_model_resolver_{kind}"}
+    # The report sees every kind's Quantizer output, the primary one first.
+    report_inputs = nodes["RunReportGen"].inputs.inputs
+    assert {c.producer_node_query.id for c in report_inputs["quantized_model"].channels} == {
+        "Quantizer_attention"}
+    assert {c.producer_node_query.id
+            for c in report_inputs["compared_quantized_model_1"].channels} == {
+        "Quantizer_baseline"}
