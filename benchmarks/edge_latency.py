@@ -2,7 +2,7 @@
 
 Every variant of every model is timed by `latency_worker.py` through the edge runner (LiteRT)
 in the edge interpreter, the SavedModel by the same worker under TensorFlow, each in a fresh
-process, at 1 and 2 threads, on the same preprocessed test images. Macro F1 of each runtime is
+process, at 1, 2 and 4 threads, on the same preprocessed test images. Macro F1 of each runtime is
 computed on the same images; the loss is the SavedModel's macro F1 minus the variant's,
 in points (×100).
 """
@@ -20,7 +20,7 @@ F1_LOSS_GOAL_POINTS = 0.5
 WORKER = str(BENCH_DIR / "latency_worker.py")
 
 
-def measure(bench_models, images: dict, edge_python: str, threads=(1, 2), passes: int = 2,
+def measure(bench_models, images: dict, edge_python: str, threads=(1, 2, 4), passes: int = 2,
             warmup: int = 5) -> dict:
     labels = np.load(images["labels"])
     first = next(iter(bench_models.models.values()))
@@ -49,6 +49,7 @@ def measure(bench_models, images: dict, edge_python: str, threads=(1, 2), passes
                              tree_bytes(model.saved_model_dir)))
     _add_comparisons(rows)
     return {
+        "selection_check": _selection_check(bench_models, rows),
         "images": int(len(labels)),
         "passes": passes,
         "warmup": warmup,
@@ -112,6 +113,36 @@ def _int8_ratios(rows) -> list[dict]:
                        "float32_median_ms": float32["median_ms"], "ratio_median": ratio,
                        "ratio_p90": ratio_p90, "goal_met": ratio <= INT8_RATIO_GOAL})
     return ratios
+
+
+def _selection_check(bench_models, rows) -> list[dict]:
+    """Did the Quantizer ship the fastest passing variant? Judged on this benchmark's own
+    timing (all test images, fresh process) at the Quantizer's thread count, with its margin."""
+    checks = []
+    for kind, model in bench_models.models.items():
+        table = model.variants
+        selection = table.get("selection") or {}
+        threads = selection.get("latency_threads", 1)
+        margin = selection.get("latency_margin", 0.0)
+        passed = {row["variant"] for row in table.get("variants", []) if row.get("passed")}
+        timed = {r["variant"]: r["median_ms"] for r in rows
+                 if r["model"] == kind and r["threads"] == threads and r["variant"] in passed}
+        selected = table.get("selected")
+        if not timed or selected not in timed:
+            checks.append({"model": kind, "selected": selected, "goal_met": None,
+                           "note": "no selected variant timed at the Quantizer's thread count"})
+            continue
+        fastest = min(timed, key=timed.get)
+        checks.append({
+            "model": kind, "selected": selected, "objective": selection.get("objective"),
+            "threads": threads, "margin": margin, "fastest_passing": fastest,
+            "selected_ms": timed[selected], "fastest_ms": timed[fastest],
+            "quantizer_latencies_ms": {row["variant"]: row.get("latency_ms")
+                                       for row in table.get("variants", [])},
+            "reason": selection.get("reason"),
+            "goal_met": timed[selected] <= timed[fastest] * (1 + margin) + 1e-9,
+        })
+    return checks
 
 
 def _sizes(bench_models) -> list[dict]:

@@ -2,12 +2,18 @@
 
     .venv/bin/python benchmarks/run_all.py                 # demo sizing: 64 px, DEMO_PER_CLASS
     .venv/bin/python benchmarks/run_all.py --quick         # tiny data, few runs (smoke test)
-    .venv/bin/python benchmarks/run_all.py --image-size 224   # the real input size
+    .venv/bin/python benchmarks/run_all.py --image-size 224   # train at the real input size
+    .venv/bin/python benchmarks/run_all.py --skip latency --skip footprint --skip training \
+        --skip ingest --skip demo                          # only the 224 px latency (~10 min)
 
+0. edge latency at the deployment resolution (224 px, untrained real models): every variant at
+   1, 2 and 4 threads, size, int8/float32 ratio, cold start, the Quantizer's pick
+   (deploy_latency.py);
 1. trains the baseline and attention models with the real pipeline on demo phantoms in the
    work dir (TFX's cache reuses an earlier run), and takes their TFLite variants;
-2. edge latency (1 and 2 threads) of float32/float16/dynamic/int8 against the SavedModel,
-   model sizes, macro-F1 loss per variant (edge_latency.py);
+2. edge latency (1, 2 and 4 threads) of float32/float16/dynamic/int8 against the SavedModel,
+   model sizes, macro-F1 loss per variant, whether the Quantizer shipped the fastest passing
+   variant (edge_latency.py);
 3. edge footprint: installed size, cold start, peak RSS on 100 images (footprint.py);
 4. training throughput, TFX Trainer vs plain Keras fit (training.py);
 5. ExampleGen images/s, single vs multi-process (bench_ingest.py);
@@ -28,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import trainer  # noqa: E402,F401  (Keras 2 before TensorFlow is imported)
 from benchmarks import (  # noqa: E402
     demo_time,
+    deploy_latency,
     edge_latency,
     footprint,
     ingest,
@@ -40,7 +47,8 @@ from benchmarks import (  # noqa: E402
 from benchmarks.common import BENCH_DIR, REPO_ROOT, edge_python  # noqa: E402
 from pipelines.demo import DEMO_PER_CLASS  # noqa: E402
 
-TOPICS = ("latency", "footprint", "training", "ingest", "demo")
+TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo")
+NEEDS_MODELS = {"latency", "footprint", "training"}  # the topics that use the trained models
 
 
 def main(argv=None) -> int:
@@ -55,9 +63,15 @@ def main(argv=None) -> int:
         "machine": machine.describe(python) | {"edge_interpreter": where},
         "errors": {},
     }
-    bench = _topic(results, "models", lambda: models.obtain_models(
-        args.work_dir, args.image_size, args.per_class, args.epochs,
-        run_pipeline=not args.no_pipeline))
+    if "deploy" not in args.skip:
+        results["deploy"] = _topic(results, "deploy", lambda: deploy_latency.measure(
+            args.work_dir, python, args.deploy_size, args.deploy_threads, args.deploy_rounds,
+            runs=args.deploy_runs))
+    bench = None
+    if NEEDS_MODELS - set(args.skip):
+        bench = _topic(results, "models", lambda: models.obtain_models(
+            args.work_dir, args.image_size, args.per_class, args.epochs,
+            run_pipeline=not args.no_pipeline))
     if bench is not None:
         results["models"] = _models_summary(bench)
         images = _topic(results, "test_images", lambda: test_images.prepare(
@@ -107,7 +121,12 @@ def _parser():
     parser.add_argument("--no-pipeline", action="store_true",
                         help="do not run the pipeline; use what the work dir's store holds")
     parser.add_argument("--edge-python", help="edge interpreter (default .venv-edge/bin/python)")
-    parser.add_argument("--threads", default="1,2", help="interpreter threads to compare")
+    parser.add_argument("--threads", default="1,2,4", help="interpreter threads to compare")
+    parser.add_argument("--deploy-size", type=int, default=224,
+                        help="deployment resolution of the untrained-model latency topic (224)")
+    parser.add_argument("--deploy-threads", default="1,2,4", help="its thread counts")
+    parser.add_argument("--deploy-rounds", type=int, help="its interleaved rounds (3)")
+    parser.add_argument("--deploy-runs", type=int, help="its timed runs per round (30)")
     parser.add_argument("--passes", type=int, help="timed passes over the test images (2)")
     parser.add_argument("--max-images", type=int, help="cap on test images (all)")
     parser.add_argument("--cold-runs", type=int, default=3)
@@ -137,6 +156,8 @@ def _apply_sizing(args):
         "fit_epochs": 2 if quick else 3,
         "ingest_images": 100 if quick else 1000,
         "ingest_size": 64 if quick else 256,
+        "deploy_rounds": 1 if quick else 3,
+        "deploy_runs": 5 if quick else 30,
         "out_dir": str(BENCH_DIR),
     }
     for key, value in defaults.items():
@@ -145,6 +166,8 @@ def _apply_sizing(args):
     if quick:
         args.cold_runs = min(args.cold_runs, 2)
     args.threads = tuple(int(t) for t in str(args.threads).split(",") if t.strip())
+    args.deploy_threads = tuple(int(t) for t in str(args.deploy_threads).split(",")
+                                if t.strip())
     args.work_dir = os.path.abspath(args.work_dir)
 
 
