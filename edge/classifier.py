@@ -19,21 +19,44 @@ from edge.manifest import LoadedModel, load_model_dir
 from edge.preprocess import to_model_input
 
 STATUS_OK = "ok"
-STATUS_REFER = "refer"  # the top probability is under refer_below: a clinician should look
+STATUS_REFER = "refer"  # the model should not be trusted on this image: a clinician should look
 STATUS_ERROR = "error"
+# Why an image was referred. The OOD check comes first: an image unlike the training data gets
+# no class answer to lean on, however confident the softmax looks.
+REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
+REASON_LOW_CONFIDENCE = "low_confidence"
+
+
+def decide(probabilities: np.ndarray, ood_score: float | None, ood_threshold: float,
+           refer_below: float) -> tuple[str, str | None]:
+    """(status, reason) of one image: the device's decision, also what the Quantizer gates.
+
+    Out of distribution first (an image unlike the training data gets no class answer to lean
+    on, however confident its softmax), then low confidence."""
+    if ood_score is not None and not ood_score <= ood_threshold:  # NaN is referred too
+        return STATUS_REFER, REASON_OUT_OF_DISTRIBUTION
+    if float(np.max(probabilities)) < refer_below:
+        return STATUS_REFER, REASON_LOW_CONFIDENCE
+    return STATUS_OK, None
 
 
 @dataclass(frozen=True)
 class ClassifierOptions:
     threads: int | None = None  # interpreter threads; None lets LiteRT choose
-    refer_below: float = 0.0  # top probability under this -> status "refer"
+    # Top probability under this -> "refer" (low_confidence). None: the manifest's referral
+    # threshold (chosen on eval for a target accuracy), 0 for a model without one.
+    refer_below: float | None = None
+    # OOD score above this -> "refer" (out_of_distribution). None: the manifest's (1.0).
+    ood_threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     # Ed25519 public key files (PEM): when given, only a model signed by one of them loads.
     trusted_keys: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if not 0.0 <= self.refer_below <= 1.0:
+        if self.refer_below is not None and not 0.0 <= self.refer_below <= 1.0:
             raise ValueError(f"refer_below must be within 0..1, got {self.refer_below}")
+        if self.ood_threshold is not None and self.ood_threshold <= 0:
+            raise ValueError(f"ood_threshold must be positive, got {self.ood_threshold}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
 
@@ -46,6 +69,8 @@ class Prediction:
     inference_ms: float
     attention: dict[str, np.ndarray] = field(default_factory=dict)  # key -> [h, w] in 0..1
     embedding: np.ndarray | None = None
+    reason: str | None = None  # REASON_* when status is STATUS_REFER
+    ood_score: float | None = None  # None for a model exported without one
 
     @property
     def top_index(self) -> int:
@@ -79,6 +104,27 @@ class Classifier:
         return self.model.class_names
 
     @property
+    def referral(self) -> dict:
+        """The manifest's referral record (thresholds chosen on eval), {} for a bare model."""
+        return dict((self.model.manifest or {}).get("referral") or {})
+
+    @property
+    def refer_below(self) -> float:
+        if self.options.refer_below is not None:
+            return self.options.refer_below
+        return float(self.referral.get("refer_below", 0.0))
+
+    @property
+    def ood_threshold(self) -> float:
+        if self.options.ood_threshold is not None:
+            return self.options.ood_threshold
+        return float(self.referral.get("ood_threshold", 1.0))
+
+    @property
+    def has_ood_score(self) -> bool:
+        return spec.OOD_SCORE_KEY in self.model.runner.outputs
+
+    @property
     def input_size(self) -> int:
         return self.model.input_size
 
@@ -104,8 +150,9 @@ class Classifier:
         outputs = self.model.runner.run(model_input)
         elapsed_ms = (time.perf_counter() - started) * 1000
         probabilities = outputs[spec.PROBABILITIES_KEY].astype(np.float32)
-        top = float(probabilities.max())
-        status = STATUS_REFER if top < self.options.refer_below else STATUS_OK
+        ood = outputs.get(spec.OOD_SCORE_KEY)
+        ood = None if ood is None else float(np.asarray(ood).reshape(-1)[0])
+        status, reason = decide(probabilities, ood, self.ood_threshold, self.refer_below)
         attention = {
             key: value.reshape(value.shape[0], value.shape[1])
             for key, value in sorted(outputs.items())
@@ -118,4 +165,6 @@ class Classifier:
             inference_ms=elapsed_ms,
             attention=attention,
             embedding=outputs.get(spec.EMBEDDING_KEY),
+            reason=reason,
+            ood_score=ood,
         )

@@ -103,6 +103,9 @@ def classify_file(
     else:
         record.update(
             status=prediction.status,
+            **({"reason": prediction.reason} if prediction.reason else {}),
+            **({"ood_score": round(prediction.ood_score, 4)}
+               if prediction.ood_score is not None else {}),
             predicted_class=prediction.predicted_class,
             probability=round(prediction.top_probability, 6),
             probabilities={
@@ -176,7 +179,7 @@ def _records_csv(records: list[dict], class_names) -> str:
     writer.writerow(
         ["path", "status", "predicted_class", "probability"]
         + [f"p_{name}" for name in class_names]
-        + ["latency_ms", "reason", "error"]
+        + ["ood_score", "latency_ms", "reason", "error"]
     )
     for record in records:
         probabilities = record.get("probabilities", {})
@@ -184,17 +187,19 @@ def _records_csv(records: list[dict], class_names) -> str:
             [record["path"], record["status"], record.get("predicted_class", ""),
              record.get("probability", "")]
             + [probabilities.get(name, "") for name in class_names]
-            + [record["latency_ms"], record.get("reason", ""), record.get("error", "")]
+            + [record.get("ood_score", ""), record["latency_ms"], record.get("reason", ""),
+               record.get("error", "")]
         )  # fmt: skip
     return buffer.getvalue()
 
 
 def _records_table(records: list[dict], class_names) -> str:
-    header = ["path", "status", "class", "p"] + list(class_names) + ["ms", "error"]
+    header = (["path", "status", "class", "p"] + list(class_names)
+              + ["ood", "ms", "reason / error"])
     rows = [header]
     for record in records:
         if record["status"] == STATUS_ERROR:
-            blanks = ["-"] * (len(class_names) + 1)
+            blanks = ["-"] * (len(class_names) + 2)
             rows.append(
                 [record["path"], "error", record["reason"]]
                 + blanks
@@ -206,7 +211,8 @@ def _records_table(records: list[dict], class_names) -> str:
             [record["path"], record["status"], record["predicted_class"],
              f"{record['probability']:.3f}"]
             + [f"{probabilities[name]:.3f}" for name in class_names]
-            + [f"{record['latency_ms']:.1f}"]
+            + [f"{record['ood_score']:.2f}" if "ood_score" in record else "-",
+               f"{record['latency_ms']:.1f}", record.get("reason", "")]
         )  # fmt: skip
     return _table(rows)
 
@@ -391,9 +397,18 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--refer-below",
         type=float,
-        default=0.0,
+        default=None,
         metavar="P",
-        help="status 'refer' when the top probability is under P (a clinician should look)",
+        help="status 'refer' (low_confidence) when the top probability is under P; default: "
+        "the manifest's threshold, chosen on eval for a target accuracy",
+    )
+    classify.add_argument(
+        "--ood-threshold",
+        type=float,
+        default=None,
+        metavar="S",
+        help="status 'refer' (out_of_distribution) when the model's OOD score is above S; "
+        "default: the manifest's (1.0, the cut chosen on eval)",
     )
     classify.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
     classify.add_argument(
@@ -440,7 +455,8 @@ def _parser() -> argparse.ArgumentParser:
 def _open(args) -> Classifier:
     options = ClassifierOptions(
         threads=args.threads,
-        refer_below=getattr(args, "refer_below", 0.0),
+        refer_below=getattr(args, "refer_below", None),
+        ood_threshold=getattr(args, "ood_threshold", None),
         trusted_keys=tuple(getattr(args, "trusted_key", None) or signing.trusted_keys_from_env()),
     )
     return Classifier.open(args.model, options)

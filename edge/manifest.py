@@ -64,8 +64,12 @@ def write_model_dir(
     pipeline_run_id: str | None = None,
     synthetic_data: bool = False,
     created_at: str | None = None,
+    referral: dict | None = None,
 ) -> Path:
     """Writes model.tflite, labels.txt and manifest.json into out_dir; returns the manifest path.
+
+    referral: the thresholds chosen on eval when the model was trained (trainer/referral.py):
+    ood_threshold, refer_below, temperature, method... The device reads them from here.
 
     The input size and dtype are read from the model itself, and the class count is checked
     against its probabilities output, so a manifest cannot describe a different model.
@@ -100,6 +104,7 @@ def write_model_dir(
         },
         "preprocessing": PREPROCESSING,
         "variant": variant,
+        "referral": referral or {},
         "metrics": metrics or {},
         "data_fingerprint": data_fingerprint,
         "pipeline_run_id": pipeline_run_id,
@@ -232,6 +237,7 @@ def _check_types(manifest: dict, manifest_path: Path) -> None:
             ("class_names", isinstance(names, list) and all(isinstance(n, str) for n in names)),
             ("input_size", type(manifest["input_size"]) is int),
             ("input", isinstance(manifest.get("input", {}), dict)),
+            ("referral", _valid_referral(manifest.get("referral", {}))),
         )
         if not ok
     ]
@@ -240,6 +246,15 @@ def _check_types(manifest: dict, manifest_path: Path) -> None:
             f"{manifest_path} has values of the wrong type for {wrong}: "
             + ", ".join(f"{key}={manifest.get(key)!r}" for key in wrong)
         )
+
+
+def _valid_referral(referral) -> bool:
+    """{} or thresholds the classifier can use: ood_threshold > 0, refer_below in 0..1."""
+    if not isinstance(referral, dict):
+        return False
+    ood, below = referral.get("ood_threshold", 1.0), referral.get("refer_below", 0.0)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ood, below))
+    return numbers and ood > 0 and 0.0 <= below <= 1.0
 
 
 def _model_file_in(directory: Path, name, manifest_path: Path) -> Path:

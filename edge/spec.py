@@ -40,6 +40,9 @@ IMAGE_BYTES_KEY = "image_bytes"  # serving_default input: encoded PNG/JPEG bytes
 PROBABILITIES_KEY = "probabilities"
 ATTENTION_KEY_PREFIX = "attention_"
 EMBEDDING_KEY = "embedding"
+# [1]: out-of-distribution score (trainer/referral.py); above the manifest's ood_threshold
+# (1.0: the eval-chosen cut) the image is unlike the training data and is referred.
+OOD_SCORE_KEY = "ood_score"
 # SavedModel signature names.
 SERVING_SIGNATURE = "serving_default"  # encoded image bytes in
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in (TFMA Evaluator)

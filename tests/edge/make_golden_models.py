@@ -50,6 +50,13 @@ def main() -> None:
     plain = convert(build_plain_model(), "fp32", inputs)
     (DATA_DIR / "plain_fp32.tflite").write_bytes(plain)
     print(f"plain_fp32.tflite: {len(plain)} bytes")
+    write_referral_model()
+
+
+def write_referral_model() -> None:
+    referral = convert(build_referral_model(), "fp32", golden_inputs())
+    (DATA_DIR / "referral_fp32.tflite").write_bytes(referral)
+    print(f"referral_fp32.tflite: {len(referral)} bytes")
 
 
 def golden_inputs() -> np.ndarray:
@@ -83,6 +90,20 @@ def build_plain_model() -> keras.Model:
     x = keras.layers.GlobalAveragePooling2D()(x)
     probabilities = keras.layers.Dense(CLASSES, activation="softmax")(x)
     return keras.Model(image, {spec.PROBABILITIES_KEY: probabilities})
+
+
+def build_referral_model() -> keras.Model:
+    """Probabilities plus an `ood_score` the tests can steer: the image's mean level / 100
+    (so a mid-gray image scores 1.28, above the default threshold 1.0; a dark one is in), and
+    the top probability grows with the left-right brightness difference."""
+    image = keras.Input((SIZE, SIZE, 1), name=spec.IMAGE_TENSOR_KEY)
+    mean = keras.layers.GlobalAveragePooling2D()(image)
+    left = keras.layers.GlobalAveragePooling2D()(keras.layers.Cropping2D(((0, 0), (0, SIZE // 2)))(
+        image))
+    ood = keras.layers.Reshape((), name=spec.OOD_SCORE_KEY)(mean / 100.0)
+    logits = keras.layers.Concatenate()([left - mean, mean - left, 0 * mean, 0 * mean]) / 10.0
+    probabilities = keras.layers.Softmax(name=spec.PROBABILITIES_KEY)(logits)
+    return keras.Model(image, {spec.PROBABILITIES_KEY: probabilities, spec.OOD_SCORE_KEY: ood})
 
 
 def convert(model: keras.Model, variant: str, calibration: np.ndarray) -> bytes:

@@ -91,7 +91,7 @@ def test_rerun_with_unchanged_inputs_reuses_the_cache_and_pushes_nothing_new(e2e
     # so it runs again, with the no-regression gate against that baseline this time.
     assert summary.executions["Evaluator"] == "COMPLETE"
     assert [gate.gate for gate in summary.gates if gate.baseline is not None] == [
-        "no regression vs latest blessed"]
+        "no regression vs last blessed attention model"]
     assert summary.blessed and summary.pushed
     # The same model again: the push is reused, not duplicated.
     assert os.listdir(os.path.join(e2e_config.serving_model_dir, "versions")) == versions
