@@ -204,6 +204,14 @@ def test_rotation_trusts_old_and_new_keys_side_by_side(pushed, keys):
         load_model_dir(pushed, trusted_keys=[keys["public"]])  # the old key alone refuses it
 
 
+def test_trusted_keys_from_the_environment_may_be_several():
+    both = f"/etc/cxr/old.pub.pem{os.pathsep}/etc/cxr/new.pub.pem"
+    assert signing.trusted_keys_from_env({signing.TRUSTED_KEY_ENV: both}) == (
+        "/etc/cxr/old.pub.pem", "/etc/cxr/new.pub.pem")
+    assert signing.trusted_keys_from_env({}) == ()
+    assert signing.trusted_keys_from_env({signing.TRUSTED_KEY_ENV: ""}) == ()
+
+
 def test_unusable_keys_are_clear_errors(tmp_path, keys):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
