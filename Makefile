@@ -28,7 +28,7 @@ $(VENV)/.installed: setup.py constraints.txt compat/glibc/shim.c compat/glibc/pa
 $(EDGE_VENV)/.installed: setup.py constraints-edge.txt
 	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt pip setuptools wheel
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt -e ".[edge,dicom,android,signing,dev]"
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt -e ".[edge,dicom,android,signing,serve,dev]"
 	touch $@
 
 # Headless Chromium renders the run report in a test; installed only where we may (root).

@@ -9,6 +9,8 @@ Extras (exact versions of the verified set are in constraints.txt; `make setup` 
             it needs absl-py 2.x, which TFX 1.21 forbids)
   signing   Ed25519 model signatures: `cxr-edge keygen`/`sign`/`--trusted-key` and the pusher's
             CXR_SIGNING_KEY (cryptography; aarch64 wheels, no compiler)
+  serve     `cxr-edge serve`, the clinic's web page and JSON API (Starlette + uvicorn +
+            python-multipart: pure-Python wheels, nothing to compile on a Pi)
   dev       test and lint tools
 """
 
@@ -42,7 +44,11 @@ PIPELINE = [
 ANDROID = ["mediapipe==1.2.2"]
 # Signing pushed models and verifying them on the device: off unless a key is given.
 SIGNING = ["cryptography>=42"]
-DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "pydicom-data>=1.0"]
+# The web shell of `cxr-edge serve` (edge/serve/ only). uvicorn without its [standard] extra:
+# h11 instead of httptools/uvloop, so no compiled code.
+SERVE = ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.18"]
+# selenium drives Debian's chromium + chromium-driver in the browser test of `serve`.
+DEV = ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "pydicom-data>=1.0", "selenium>=4.20"]
 
 setup(
     name="cxr-edge",
@@ -52,14 +58,17 @@ setup(
     packages=find_packages(include=["edge", "edge.*", "components", "components.*",
                                     "trainer", "trainer.*", "pipelines", "pipelines.*"]),
     include_package_data=True,
-    package_data={"components": ["templates/*"], "edge": ["data/*"]},
+    package_data={"components": ["templates/*"], "edge": ["data/*"],
+                  "edge.serve": ["static/*"]},
     install_requires=[],
     extras_require={
         "edge": EDGE,
         "dicom": DICOM,
-        "pipeline": PIPELINE + EDGE + DICOM + SIGNING,
+        # The pipeline venv runs the edge tests too, so it carries every edge-side extra.
+        "pipeline": PIPELINE + EDGE + DICOM + SIGNING + SERVE,
         "android": ANDROID,
         "signing": SIGNING,
+        "serve": SERVE,
         "dev": DEV,
     },
     entry_points={
