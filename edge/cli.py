@@ -5,8 +5,9 @@
     cxr-edge info --model M
     cxr-edge export-android --model DIR --out FILE   (needs the android extra)
     cxr-edge keygen --out DIR | cxr-edge sign --model DIR --key PEM   (the signing extra)
+    cxr-edge serve --model DIR [--host H] [--port P] [--data-dir D]   (the serve extra)
 
-classify, bench and info take --trusted-key PEM (or CXR_TRUSTED_KEY): then only a model
+classify, bench, info and serve take --trusted-key PEM (or CXR_TRUSTED_KEY): then only a model
 directory whose manifest is signed by that key loads.
 
 Records go to stdout (or --out); progress and messages to stderr. Exit codes: 0 every image
@@ -35,6 +36,7 @@ from edge.classifier import STATUS_ERROR, Classifier, ClassifierOptions
 from edge.imageio import DICOM_SUFFIXES, ImageError
 from edge.manifest import ManifestError, load_model_dir
 from edge.runtime import RuntimeUnavailable
+from edge.serve import options as serve_options  # standard library only; the web stack is not
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
 EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE = 0, 1, 2
@@ -346,6 +348,19 @@ def export_android_command(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- serve
+
+
+def serve_command(args) -> int:
+    try:
+        from edge.serve.server import serve  # the serve extra: imported only here
+    except ImportError as err:
+        print(f"cxr-edge: serve needs the serve extra (pip install '.[serve]'): {err}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    return serve(serve_options.from_args(args))
+
+
 # ---------------------------------------------------------------------------- keys
 
 
@@ -422,7 +437,10 @@ def _parser() -> argparse.ArgumentParser:
 
     info = add("info", info_command, "show interpreter, tensors, classes and manifest metrics")
     info.add_argument("--format", choices=("table", "json"), default="table")
-    for sub in (classify, bench, info):
+    serve = add("serve", serve_command,
+                "the clinic's web page and JSON API over this classifier (serve extra)")
+    serve_options.add_arguments(serve)
+    for sub in (classify, bench, info, serve):
         sub.add_argument(
             "--trusted-key",
             action="append",

@@ -1,0 +1,16 @@
+"""`cxr-edge serve`: the clinic's triage station, a web page and JSON API over edge.Classifier.
+
+A thin web shell on the ground floor (DESIGN.md): the same verified model directory, decoder,
+referral decision and heat maps as `cxr-edge classify`, behind a bounded queue (one LiteRT
+interpreter is not thread-safe), with a SQLite history under --data-dir.
+
+    options.py   ServeOptions, the CLI arguments and the bind/access-code rule (stdlib only)
+    models.py    the served model: verified at start, swapped when a new push verifies
+    history.py   the SQLite history (and kept images, with --keep-images)
+    work.py      the bounded queue and the one worker thread that owns the interpreter
+    app.py       the Starlette app: pages, JSON API, access code, size limits, headers
+    server.py    builds the station and runs uvicorn
+    static/      the page's HTML, CSS and JS (served from memory; no CDN)
+
+Only app.py and server.py import the web stack (the `serve` extra); `import edge.cli` does not.
+"""

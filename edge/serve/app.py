@@ -1,0 +1,445 @@
+"""HTTP in front of the Station: the pages, the JSON API and the guard around both.
+
+    GET  /  /history  /about            the triage page, the history, the model's provenance
+    POST /api/classify                  multipart files (or one raw image body) -> results
+    GET  /api/model  /api/health        provenance and reload state; liveness and the queue
+    GET  /api/history[.csv]             newest first; ?status=ok|refer|error&class=NAME
+    GET|DELETE /api/history/{id}        one result; GET /api/history/{id}/{image|key}.png
+    GET|POST /login, POST /logout       the access-code form (when a code is set)
+
+Status codes: 200 classified (a batch is 200 when any file classified), 422 nothing in the
+request decoded (the decoder's reason in `error`), 413 body over the limit or too many files,
+401 no or wrong access code, 403 a cross-site write, 400 a bad request (or a Host that is not
+this machine while bound to loopback: DNS rebinding), 404, 503 the queue is full (Retry-After).
+Pages and assets come from edge/serve/static/ in memory: a URL never names a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime
+import hashlib
+import hmac
+import html
+import re
+import time
+from importlib import resources
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from edge.classifier import STATUS_ERROR
+from edge.serve.history import STATUSES
+from edge.serve.options import is_loopback
+from edge.serve.station import Station
+from edge.serve.work import QueueFull, Upload
+
+NOTICE = ("A result is a prompt for a clinician to look at the image, never a diagnosis: the "
+          "model can be wrong, and it only knows the four classes it was trained on.")
+COOKIE = "cxr_session"
+SESSION_SECONDS = 12 * 3600  # one clinic shift
+ACCESS_HEADER = "x-access-code"
+PAGES = {"/": "index.html", "/history": "history.html", "/about": "about.html"}
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+               ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}  # fmt: skip
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+       "form-action 'self'")  # fmt: skip
+LOGIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_FORM_FILES = 10_000  # the real limit (queue size) is checked after parsing, as a 413
+RETRY_AFTER_S = 2
+FAILED_LOGIN_DELAY_S = 1.0
+
+
+def create_app(station: Station) -> Starlette:
+    assets = _load_assets()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        station.start()
+        try:
+            yield
+        finally:
+            station.stop()
+
+    async def page(request: Request) -> Response:
+        return _asset(assets, PAGES[request.url.path])
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in assets:
+            raise HTTPException(404, f"no asset {name!r}")
+        return _asset(assets, name)
+
+    async def login_page(request: Request) -> Response:
+        return _login_page(200, "")
+
+    async def login(request: Request) -> Response:
+        code = station.options.access_code
+        async with request.form(max_files=0, max_fields=4) as form:
+            given = str(form.get("code") or "")
+        if code is None:
+            return RedirectResponse("/", 303)
+        if not _same(given, code):
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # slows guessing, blocks nobody else
+            return _login_page(401, "That access code is not right.")
+        response = RedirectResponse("/", 303)
+        response.set_cookie(COOKIE, _session_token(station.cookie_key), max_age=SESSION_SECONDS,
+                            httponly=True, samesite="strict", path="/")  # fmt: skip
+        return response
+
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse("/login" if station.options.access_code else "/", 303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "model_version": station.slot.current.version,
+                             "queue": {"pending": station.queue.pending,
+                                       "capacity": station.queue.capacity},
+                             "processed": station.queue.processed})  # fmt: skip
+
+    def model_info(request: Request) -> Response:
+        options = station.options
+        return JSONResponse(station.slot.current.info | {
+            "notice": NOTICE,
+            "reload": {"last_error": _public_error(station.slot.last_error),
+                       "events": station.slot.events},
+            "limits": {"max_upload_bytes": options.max_upload_bytes,
+                       "max_files_per_request": options.queue_size},
+            "keep_images": options.keep_images,
+            "access_code_required": bool(options.access_code),
+        })  # fmt: skip
+
+    async def classify(request: Request) -> Response:
+        uploads = await _read_uploads(request, station.options.queue_size)
+        try:
+            futures = station.queue.submit(uploads)
+        except QueueFull as err:
+            return _error(503, "busy", f"the station is busy ({err}); try again shortly",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+        results = [await asyncio.wrap_future(future) for future in futures]
+        body = {"results": results, "model_version": station.slot.current.version,
+                "notice": NOTICE}  # fmt: skip
+        if all(result["status"] == STATUS_ERROR for result in results):
+            first = results[0]
+            return JSONResponse({"error": first["reason"], "detail": first["error"]} | body,
+                                status_code=422)  # fmt: skip
+        return JSONResponse(body)
+
+    def history_list(request: Request) -> Response:
+        status, predicted_class = _history_filters(request)
+        limit = _int_param(request, "limit", 200)
+        before = _int_param(request, "before", None)
+        results = station.history.list(status, predicted_class, limit, before)
+        classes = list(station.slot.current.info["class_names"])
+        classes += [name for name in station.history.classes() if name not in classes]
+        return JSONResponse({"results": results, "classes": classes,
+                             "total": station.history.count(status, predicted_class)})
+
+    def history_csv(request: Request) -> Response:
+        status, predicted_class = _history_filters(request)
+        text = station.history.to_csv(station.slot.current.info["class_names"], status,
+                                      predicted_class)  # fmt: skip
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Response(text, media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="cxr-history-{stamp}.csv"'})
+
+    def history_get(request: Request) -> Response:
+        record = station.history.get(request.path_params["record_id"])
+        if record is None:
+            raise HTTPException(404, "no such result")
+        return JSONResponse(record)
+
+    def history_delete(request: Request) -> Response:
+        if not station.history.delete(request.path_params["record_id"]):
+            raise HTTPException(404, "no such result")
+        return Response(status_code=204)
+
+    def history_image(request: Request) -> Response:
+        name = request.path_params["name"]
+        data = None
+        if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
+            data = station.history.image(request.path_params["record_id"], name)
+        if data is None:
+            raise HTTPException(404, "no kept image (start the station with --keep-images to "
+                                     "keep them)")  # fmt: skip
+        return Response(data, media_type="image/png")
+
+    routes = [Route(path, page) for path in PAGES] + [
+        Route("/static/{name}", static),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/health", health),
+        Route("/api/model", model_info),
+        Route("/api/classify", classify, methods=["POST"]),
+        Route("/api/history", history_list),
+        Route("/api/history.csv", history_csv),
+        Route("/api/history/{record_id:int}", history_get, methods=["GET"]),
+        Route("/api/history/{record_id:int}", history_delete, methods=["DELETE"]),
+        Route("/api/history/{record_id:int}/{name}.png", history_image),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(Guard, station=station)],
+                     exception_handlers={HTTPException: _http_error})
+
+
+class Guard:
+    """Every request passes here first: Host, cross-site writes, access code, body size.
+
+    A plain ASGI middleware so that 401 and 413 are answered before any body is read."""
+
+    def __init__(self, app, station: Station):
+        self.app, self.station = app, station
+        self.limit = station.options.max_upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        send = _with_security_headers(send)
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._too_large()(scope, receive, send)
+
+    def _refusal(self, scope, headers: Headers) -> Response | None:
+        options = self.station.options
+        host = headers.get("host", "")
+        if options.local_only and not is_loopback(_hostname(host)):
+            return _error(400, "host_not_allowed", f"this station answers only to this machine "
+                          f"(localhost), not to Host {host[:100]!r}")  # fmt: skip
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and _cross_site(headers):
+            return _error(403, "cross_site", "a page from another site cannot send this request")
+        path = scope["path"]
+        if options.access_code and path != "/login" and not self._authorized(headers):
+            if path.startswith("/api/"):
+                return _error(401, "unauthorized", "this station needs its access code: send it "
+                              f"in the {ACCESS_HEADER} header, or log in at /login",
+                              headers={"WWW-Authenticate": 'Bearer realm="cxr-edge"'})
+            return _login_page(401, "")
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return self._too_large()
+        return None
+
+    def _authorized(self, headers: Headers) -> bool:
+        code = self.station.options.access_code
+        given = headers.get(ACCESS_HEADER)
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = credential.strip()
+        elif scheme.lower() == "basic":  # curl -u any:CODE; the user name is ignored
+            try:
+                given = base64.b64decode(credential.strip()).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                given = None
+        if given is not None and _same(given, code):
+            return True
+        cookie = _cookie(headers, COOKIE)
+        return cookie is not None and _valid_session(self.station.cookie_key, cookie)
+
+    def _too_large(self) -> Response:
+        megabytes = self.limit / (1024 * 1024)
+        return _error(413, "too_large", f"the upload is larger than this station's limit of "
+                      f"{megabytes:g} MB (--max-upload-mb)")  # fmt: skip
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_uploads(request: Request, max_files: int) -> list[Upload]:
+    """The request's files: multipart parts (any field name), or the raw body as one file."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        data = await request.body()
+        if not data:
+            raise HTTPException(400, "no file: send multipart/form-data with one or more files, "
+                                     "or an image as the request body")  # fmt: skip
+        name = request.headers.get("x-filename", "upload")
+        return [Upload(_label(name), data, _upload_id(request.headers.get("x-upload-id")))]
+    async with request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FILES) as form:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        ids = [str(value) for value in form.getlist("upload_id")]
+        if not files:
+            raise HTTPException(400, "no file in the form: add one or more file parts")
+        if len(files) > max_files:
+            raise HTTPException(413, f"{len(files)} files in one request; this station takes at "
+                                     f"most {max_files} at a time (--queue-size)")  # fmt: skip
+        if ids and len(ids) != len(files):
+            raise HTTPException(400, f"{len(ids)} upload_id fields for {len(files)} files")
+        ids = ids or [None] * len(files)
+        return [Upload(_label(f.filename), await f.read(), _upload_id(i))
+                for f, i in zip(files, ids, strict=True)]  # fmt: skip
+
+
+def _label(filename: str | None) -> str:
+    """A name for people from the client's file name: last part only, printable, bounded."""
+    name = re.split(r"[/\\]", filename or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:200] or "upload"
+
+
+def _upload_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not UPLOAD_ID.match(value):
+        raise HTTPException(400, "upload_id must be 8-64 letters, digits, '-' or '_'")
+    return value
+
+
+def _history_filters(request: Request) -> tuple[str | None, str | None]:
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise HTTPException(400, f"status must be one of {list(STATUSES)}")
+    return status, request.query_params.get("class") or None
+
+
+def _int_param(request: Request, name: str, default):
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return default
+    if not value.isdigit():
+        raise HTTPException(400, f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def _load_assets() -> dict[str, tuple[bytes, str]]:
+    folder = resources.files("edge.serve") / "static"
+    assets = {}
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1]
+        if entry.is_file() and suffix in MEDIA_TYPES:
+            assets[entry.name] = (entry.read_bytes(), MEDIA_TYPES[suffix])
+    return assets
+
+
+def _asset(assets, name: str) -> Response:
+    data, media_type = assets[name]
+    return Response(data, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+def _login_page(status: int, message: str) -> Response:
+    note = f'<p class="bad">{html.escape(message)}</p>' if message else ""
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>cxr-edge: access code</title><style>
+body{{font:17px system-ui,sans-serif;margin:0;display:flex;min-height:100vh;align-items:center;
+justify-content:center;background:#f3f5f8;color:#1d2733}}
+form{{background:#fff;padding:1.5rem;border-radius:10px;box-shadow:0 2px 10px #0002;
+max-width:22rem;width:90%}}input,button{{font:inherit;width:100%;box-sizing:border-box;
+padding:.7rem;margin:.4rem 0}}button{{background:#1f5fa8;color:#fff;border:0;border-radius:6px}}
+.bad{{color:#a11}}small{{color:#556}}</style></head><body>
+<form method="post" action="/login"><h1>cxr-edge triage</h1>{note}
+<label for="code">Access code</label>
+<input id="code" name="code" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Enter</button><small>Ask whoever set up this station for the code.</small>
+</form></body></html>"""
+    return HTMLResponse(body, status_code=status, headers={"Content-Security-Policy": LOGIN_CSP})
+
+
+def _error(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+_HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+                413: "too_large"}  # fmt: skip
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return _error(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "error"), str(exc.detail),
+                  headers=exc.headers)  # fmt: skip
+
+
+def _with_security_headers(send):
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            extra = {b"x-content-type-options": b"nosniff", b"referrer-policy": b"no-referrer",
+                     b"x-frame-options": b"DENY", b"content-security-policy": CSP.encode(),
+                     b"cache-control": b"no-store"}  # results are patient data: never cached
+            headers += [(name, value) for name, value in extra.items() if name not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
+
+
+def _hostname(host: str) -> str:
+    """The name part of a Host header: "127.0.0.1:8080" -> 127.0.0.1, "[::1]:80" -> ::1."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _cross_site(headers: Headers) -> bool:
+    if headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False  # not a browser form/fetch from another page (curl, scripts)
+    return origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+
+
+def _same(given: str, code: str) -> bool:
+    return hmac.compare_digest(given.encode(), code.encode())
+
+
+def _session_token(key: bytes, now: float | None = None) -> str:
+    expires = str(int((now or time.time()) + SESSION_SECONDS))
+    return expires + "." + hmac.new(key, expires.encode(), hashlib.sha256).hexdigest()
+
+
+def _valid_session(key: bytes, token: str) -> bool:
+    expires, _, mac = token.partition(".")
+    if not expires.isdigit() or int(expires) < time.time():
+        return False
+    expected = hmac.new(key, expires.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(mac.encode(), expected.encode())
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def _public_error(error: dict | None) -> dict | None:
+    return None if error is None else {"at": error["at"], "error": error["error"]}

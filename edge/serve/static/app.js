@@ -1,0 +1,341 @@
+// cxr-edge serve: the three pages' behaviour. Plain JS, no libraries, nothing from a CDN.
+// Everything shown comes from the JSON API and is put in the page with textContent, never as
+// HTML, so a file name or a manifest value can never become markup.
+"use strict";
+
+const REASONS = {
+  out_of_distribution: "the image is unlike the images the model was trained on",
+  low_confidence: "the model is not sure: its top probability is below the referral threshold",
+};
+const UPLOADS_AT_ONCE = 2; // the interpreter is serial; two keep it busy while one uploads
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = value;
+    else if (key.startsWith("data-") || key === "class" || key === "href" || key === "src" ||
+             key === "alt" || key === "title" || key === "type" || key === "value") {
+      node.setAttribute(key, value);
+    } else node[key] = value;
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) {
+      node.append(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+  }
+  return node;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401) {
+    window.location.assign("/login");
+    throw new Error("the access code is needed");
+  }
+  return response;
+}
+
+async function loadModel() {
+  const response = await api("/api/model");
+  const model = await response.json();
+  const banner = document.getElementById("synthetic");
+  if (banner) banner.hidden = !model.synthetic_data;
+  const notice = document.getElementById("notice");
+  if (notice && model.notice) notice.textContent = model.notice;
+  return model;
+}
+
+function percent(p) {
+  return p === null || p === undefined ? "" : (100 * p).toFixed(1) + "%";
+}
+
+function randomId() {
+  // crypto.randomUUID needs https; getRandomValues works on the clinic's plain-HTTP network.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function statusBadge(status) {
+  return el("span", { class: "status " + status, text: status });
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ------------------------------------------------------------------------------- triage
+
+function triagePage() {
+  let model = null;
+  const queue = [];
+  let running = 0;
+  const progress = document.getElementById("progress");
+  const results = document.getElementById("results");
+  let done = 0;
+  let total = 0;
+
+  loadModel().then((m) => {
+    model = m;
+    const signed = m.signed_by ? `, signed by ${m.signed_by}` : "";
+    document.getElementById("model-line").textContent =
+      `Model ${m.version} (${m.variant || m.quantization}), classes: ${m.class_names.join(", ")}` +
+      signed;
+  }).catch((err) => {
+    document.getElementById("model-line").textContent = "Could not load the model: " + err;
+  });
+
+  function add(files) {
+    for (const file of files) {
+      const card = el("article", { class: "card result", "data-status": "pending" },
+        el("h3", { text: file.name || "photo" }),
+        el("p", { class: "verdict" }, statusBadge("pending"), " waiting…"));
+      results.prepend(card);
+      queue.push({ file, card, id: randomId() });
+      total += 1;
+    }
+    showProgress();
+    pump();
+  }
+
+  function showProgress() {
+    progress.textContent = total ? `${done} of ${total} classified` : "";
+  }
+
+  function pump() {
+    while (running < UPLOADS_AT_ONCE && queue.length) {
+      running += 1;
+      const job = queue.shift();
+      upload(job).catch((err) => showError(job.card, "upload_failed", String(err)))
+        .finally(() => { running -= 1; done += 1; showProgress(); pump(); });
+    }
+  }
+
+  async function upload(job) {
+    const limit = model && model.limits ? model.limits.max_upload_bytes : null;
+    if (limit && job.file.size > limit) {
+      showError(job.card, "too_large",
+        `${(job.file.size / 1048576).toFixed(1)} MB is over this station's ` +
+        `${(limit / 1048576).toFixed(0)} MB limit`);
+      return;
+    }
+    for (;;) {
+      const form = new FormData();
+      form.append("file", job.file, job.file.name || "photo.jpg");
+      form.append("upload_id", job.id);
+      const response = await api("/api/classify", { method: "POST", body: form });
+      if (response.status === 503) { // the queue is full: wait as told, then the same upload_id
+        const wait = Number(response.headers.get("Retry-After") || "2");
+        await sleep(1000 * wait);
+        continue;
+      }
+      const body = await response.json().catch(() => ({}));
+      if ((response.status === 200 || response.status === 422) && body.results) {
+        showResult(job.card, body.results[0]);
+      } else {
+        showError(job.card, body.error || `http_${response.status}`, body.detail || "");
+      }
+      return;
+    }
+  }
+
+  function showError(card, reason, detail) {
+    card.dataset.status = "error";
+    card.replaceChildren(card.querySelector("h3"),
+      el("p", { class: "verdict" }, statusBadge("error"), " could not be classified"),
+      el("p", { class: "why", text: `${reason}: ${detail}` }));
+  }
+
+  function showResult(card, result) {
+    card.dataset.status = result.status;
+    card.dataset.id = result.id;
+    if (result.predicted_class) card.dataset.class = result.predicted_class;
+    const parts = [card.querySelector("h3")];
+    if (result.status === "error") {
+      parts.push(el("p", { class: "verdict" }, statusBadge("error"), " could not be read"),
+        el("p", { class: "why", text: `${result.reason}: ${result.error}` }));
+    } else {
+      const verdict = el("p", { class: "verdict" }, statusBadge(result.status), " ",
+        el("strong", { class: "predicted", text: result.predicted_class }),
+        ` ${percent(result.probability)}`);
+      parts.push(verdict);
+      if (result.status === "refer") {
+        parts.push(el("p", { class: "why",
+          text: "Refer to a clinician: " + (REASONS[result.reason] || result.reason) }));
+      }
+      const list = el("ul", { class: "probs" });
+      const entries = Object.entries(result.probabilities || {});
+      for (const [name, p] of entries) {
+        const bar = el("span");
+        bar.style.width = percent(p);
+        list.append(el("li", { class: name === result.predicted_class ? "top" : "",
+          "data-class": name }, el("span", { text: name }), el("span", { class: "bar" }, bar),
+        el("span", { class: "p", text: percent(p) })));
+      }
+      parts.push(list);
+    }
+    const images = Object.entries(result.images || {});
+    if (images.length) {
+      const [name, url] = images[0];
+      const caption = name === "image" ? "The image (this model has no attention map)"
+        : "Where the model looked (attention heat map over the image)";
+      parts.push(el("figure", {}, el("img", { src: url, alt: caption, class: "heatmap" }),
+        el("figcaption", { class: "meta", text: caption })));
+    }
+    const ms = result.latency_ms === null ? "" : `${Math.round(result.latency_ms)} ms`;
+    const inference = result.inference_ms ? ` (model ${result.inference_ms.toFixed(1)} ms)` : "";
+    parts.push(el("p", { class: "meta", text:
+      `#${result.id} · ${ms}${inference} · model ${result.model_version}` +
+      (result.variant ? ` (${result.variant})` : "") }));
+    card.replaceChildren(...parts);
+  }
+
+  const drop = document.getElementById("drop");
+  for (const id of ["files", "camera"]) {
+    const input = document.getElementById(id);
+    input.addEventListener("change", () => { add(Array.from(input.files)); input.value = ""; });
+  }
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    add(Array.from(event.dataTransfer.files));
+  });
+}
+
+// ------------------------------------------------------------------------------- history
+
+function historyPage() {
+  const status = document.getElementById("status");
+  const klass = document.getElementById("class");
+  const body = document.querySelector("#history tbody");
+  const count = document.getElementById("count");
+  const exportLink = document.getElementById("export");
+  loadModel().catch(() => {});
+
+  function query() {
+    const params = new URLSearchParams();
+    if (status.value) params.set("status", status.value);
+    if (klass.value) params.set("class", klass.value);
+    const text = params.toString();
+    return text ? "?" + text : "";
+  }
+
+  async function refresh() {
+    exportLink.href = "/api/history.csv" + query();
+    const response = await api("/api/history" + query());
+    const data = await response.json();
+    const chosen = klass.value;
+    klass.replaceChildren(el("option", { value: "", text: "all" }),
+      ...data.classes.map((name) => el("option", { value: name, text: name })));
+    klass.value = chosen;
+    count.textContent = `${data.total} result${data.total === 1 ? "" : "s"}` +
+      (data.results.length < data.total ? ` (newest ${data.results.length} shown)` : "");
+    body.replaceChildren(...data.results.map(row));
+  }
+
+  function row(record) {
+    const when = new Date(record.created_at).toLocaleString();
+    const remove = el("button", { class: "button small danger", type: "button", text: "Delete" });
+    remove.addEventListener("click", async () => {
+      if (remove.dataset.armed !== "yes") { // two taps, no pop-up: works the same on a phone
+        remove.dataset.armed = "yes";
+        remove.textContent = "Really delete?";
+        setTimeout(() => { remove.dataset.armed = ""; remove.textContent = "Delete"; }, 4000);
+        return;
+      }
+      const response = await api(`/api/history/${record.id}`, { method: "DELETE" });
+      if (response.status === 204) await refresh();
+    });
+    const file = record.kept_images.includes("image")
+      ? el("a", { href: `/api/history/${record.id}/image.png`, text: record.filename })
+      : el("span", { text: record.filename });
+    const what = record.status === "error" ? `${record.reason}` : record.predicted_class;
+    const why = record.status === "refer" ? ` (${record.reason})` : "";
+    return el("tr", { "data-id": record.id, "data-status": record.status },
+      el("td", { text: when }), el("td", {}, file),
+      el("td", {}, statusBadge(record.status), why), el("td", { text: what || "" }),
+      el("td", { text: percent(record.probability) }),
+      el("td", { text: `${record.model_version || ""} ${record.variant || ""}` }),
+      el("td", {}, remove));
+  }
+
+  status.addEventListener("change", refresh);
+  klass.addEventListener("change", refresh);
+  document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
+  refresh();
+}
+
+// ------------------------------------------------------------------------------- about
+
+function aboutPage() {
+  function facts(list, pairs) {
+    for (const [name, value] of pairs) {
+      if (value === undefined || value === null || value === "") continue;
+      list.append(el("dt", { text: name }), el("dd", { text: String(value) }));
+    }
+  }
+  const number = (x) => (typeof x === "number" ? x.toFixed(4) : x);
+
+  loadModel().then((m) => {
+    const variant = (m.metrics && m.metrics.variant) || {};
+    facts(document.getElementById("model"), [
+      ["version", m.version], ["variant", m.variant], ["quantization", m.quantization],
+      ["created", m.created_at], ["pipeline run", m.pipeline_run_id],
+      ["training data", m.synthetic_data ? "SYNTHETIC phantoms (generated, no patients)"
+        : (m.synthetic_data === false ? "real images (see the pipeline's data)" : "not stated")],
+      ["data fingerprint", m.data_fingerprint], ["classes", m.class_names.join(", ")],
+      ["input", `${m.input_size} × ${m.input_size} grayscale`], ["runtime", m.runtime],
+      ["model sha256", m.sha256], ["manifest verified", m.verified_manifest ? "yes" : "no (bare model file)"],
+      ["signed by", m.signed_by || "not signed (no trusted key configured)"],
+      ["why this variant", variant.selection_reason],
+      ["variant macro F1", number(variant.macro_f1)],
+      ["attention heat map", m.has_attention ? "yes" : "no"],
+      ["images kept", m.keep_images ? "yes (--keep-images)" : "no, only the results"],
+    ]);
+    const r = m.referral || {};
+    facts(document.getElementById("referral"), [
+      ["refer: out of distribution", m.has_ood_score
+        ? `when the OOD score is above ${r.ood_threshold}` : "this model has no OOD score"],
+      ["refer: low confidence", `when the top probability is below ${r.refer_below}`],
+      ["how it was chosen", r.method], ["calibration temperature", r.temperature],
+    ]);
+    const gates = document.querySelector("#gates tbody");
+    for (const gate of (m.metrics && m.metrics.gates) || []) {
+      gates.append(el("tr", {}, el("td", { text: gate.gate || gate.metric }),
+        el("td", { text: number(gate.value) }),
+        el("td", { text: `${gate.comparison || ""} ${number(gate.threshold)}` }),
+        el("td", { class: gate.passed ? "pass" : "fail", text: gate.passed ? "pass" : "fail" })));
+    }
+    if (!gates.children.length) {
+      gates.append(el("tr", {}, el("td", { text: "no gate record in the manifest" })));
+    }
+    const ev = (m.metrics && m.metrics.evaluator) || {};
+    facts(document.getElementById("evaluation"), [
+      ["examples", ev.example_count], ["accuracy", number(ev.accuracy)],
+      ["macro F1", number(ev.macro_f1)],
+      [`${ev.priority_class || "priority"} recall`, number(ev.priority_recall)],
+      ["calibration error (ECE)", number(ev.calibration && ev.calibration.expected_calibration_error)],
+      ["defined as", ev.metric_definition],
+    ]);
+    const perClass = document.querySelector("#per-class tbody");
+    for (const [name, v] of Object.entries(ev.per_class || {})) {
+      perClass.append(el("tr", {}, el("td", { text: name }), el("td", { text: number(v.precision) }),
+        el("td", { text: number(v.recall) }), el("td", { text: number(v.f1_score) })));
+    }
+    if (m.reload && m.reload.last_error) {
+      const box = document.getElementById("reload-error");
+      box.hidden = false;
+      box.textContent = `A newer model was refused (${m.reload.last_error.at}); still serving ` +
+        `${m.version}: ${m.reload.last_error.error}`;
+    }
+    const events = document.getElementById("events");
+    for (const event of (m.reload && m.reload.events) || []) {
+      events.append(el("li", { text: `${event.at}: ${event.event} ${event.detail}` }));
+    }
+  });
+}
+
+const PAGES = { triage: triagePage, history: historyPage, about: aboutPage };
+document.addEventListener("DOMContentLoaded", () => PAGES[document.body.dataset.page]());

@@ -1,0 +1,64 @@
+"""The triage station's parts wired together: model slot, history, queue, reload watcher.
+
+No web imports: app.py puts HTTP in front of this, tests can drive it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from pathlib import Path
+
+from edge.classifier import ClassifierOptions
+from edge.serve.history import History
+from edge.serve.models import ModelSlot
+from edge.serve.options import ServeOptions
+from edge.serve.work import InferenceQueue
+
+log = logging.getLogger(__name__)
+
+
+class Station:
+    def __init__(self, options: ServeOptions):
+        """Verifies and loads the model (ManifestError if it is refused) and opens the history."""
+        self.options = options
+        classifier_options = ClassifierOptions(
+            threads=options.threads,
+            refer_below=options.refer_below,
+            ood_threshold=options.ood_threshold,
+            trusted_keys=options.trusted_keys,
+        )
+        self.slot = ModelSlot(Path(options.model), classifier_options)
+        self.slot.load()
+        try:
+            self.history = History(options.data_dir, keep_images=options.keep_images)
+        except BaseException:
+            self.slot.close()
+            raise
+        self.queue = InferenceQueue(self.slot, self.history, options.queue_size)
+        # Signs the login cookie; new on every start, so a restart logs everyone out.
+        self.cookie_key = secrets.token_bytes(32)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.queue.start()
+        self._watcher = threading.Thread(target=self._watch, name="cxr-serve-reload",
+                                         daemon=True)  # fmt: skip
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
+        self.queue.stop()
+        self.history.close()
+        self.slot.close()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.options.reload_interval_s):
+            try:
+                self.slot.check()
+            except Exception:  # noqa: BLE001 (the watcher must outlive any one bad push)
+                log.exception("cxr-edge serve: checking for a new model failed")

@@ -1,0 +1,182 @@
+"""The bounded queue in front of the interpreter, and what happens to one uploaded file.
+
+One LiteRT interpreter is not thread-safe, so one worker thread owns it and takes uploads off a
+queue in arrival order. The queue holds at most `capacity` files (waiting or running); a request
+whose files do not all fit is turned away whole (503, try again) before anything runs, so no
+file is half-processed and the memory held by waiting uploads is bounded.
+
+Each file becomes exactly one history row, written by the worker before the request is answered
+(a client that disconnects still gets its result recorded), whatever happens to it: a file that
+does not decode is a row with status "error" and the decoder's reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import io
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from edge import heatmap
+from edge.classifier import STATUS_ERROR
+from edge.imageio import ImageError
+from edge.serve.history import History
+from edge.serve.models import ModelSlot
+
+INFERENCE_FAILED = "inference_failed"  # the same reason `cxr-edge classify` gives
+PREVIEW_SIDE = heatmap.MAX_OVERLAY_SIDE
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """The request's files do not fit in the queue now; the client should retry."""
+
+
+@dataclass
+class Upload:
+    filename: str  # a label for people; never used as a path
+    data: bytes
+    upload_id: str | None = None
+    received: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Job:
+    upload: Upload
+    future: Future
+
+
+class InferenceQueue:
+    def __init__(self, slot: ModelSlot, history: History, capacity: int):
+        self.slot, self.history, self.capacity = slot, history, capacity
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0  # queued + running: what `capacity` bounds
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="cxr-serve-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finishes the files already queued, then stops the worker."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, uploads: list[Upload]) -> list[Future]:
+        """Queues all of uploads or none (QueueFull); each future resolves to its record."""
+        with self._lock:
+            if self._pending + len(uploads) > self.capacity:
+                raise QueueFull(f"{self._pending} files are waiting (room for {self.capacity})")
+            self._pending += len(uploads)
+            jobs = [_Job(upload, Future()) for upload in uploads]
+            for job in jobs:
+                self._jobs.put(job)
+        return [job.future for job in jobs]
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job.future.set_result(self._process(job.upload))
+            except BaseException as err:  # noqa: BLE001 (a failed record must still answer)
+                log.exception("cxr-edge serve: could not record %s", job.upload.filename)
+                job.future.set_exception(err)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    self.processed += 1
+
+    def _process(self, upload: Upload) -> dict:
+        started = time.perf_counter()
+        served = self.slot.current  # a reload swaps the slot; this file keeps this model
+        record, images, shown = classify_upload(served.classifier, upload,
+                                                keep=self.history.keep_images)
+        record.update(
+            upload_id=upload.upload_id,
+            created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="milliseconds"),
+            model_version=served.version,
+            variant=served.info.get("variant"),
+            model_sha256=served.info.get("sha256"),
+            queued_ms=round((started - upload.received) * 1000, 3),
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        stored = self.history.add(record, images)
+        # What the page shows at once: heat maps (or the image) inline, whether or not kept.
+        return stored | {"images": {name: _data_url(png) for name, png in shown.items()},
+                         "heatmap_error": record.get("heatmap_error")}
+
+
+def classify_upload(classifier, upload: Upload, keep: bool = False
+                    ) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:  # fmt: skip
+    """(record, PNGs to keep, PNGs to show) for one file; never raises for a bad file.
+
+    keep: also encode the decoded image at full size (--keep-images)."""
+    record = {"filename": upload.filename,
+              "file_sha256": hashlib.sha256(upload.data).hexdigest()}  # fmt: skip
+    try:
+        gray = classifier.load(upload.data)
+        prediction = classifier.classify(gray)
+    except ImageError as err:
+        record.update(status=STATUS_ERROR, reason=err.reason, error=err.message)
+        return record, {}, {}
+    except Exception as err:  # the batch goes on; the traceback goes to the log
+        log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=True)
+        record.update(status=STATUS_ERROR, reason=INFERENCE_FAILED,
+                      error=f"{type(err).__name__}: {err}")  # fmt: skip
+        return record, {}, {}
+    record.update(
+        status=prediction.status,
+        reason=prediction.reason,
+        ood_score=None if prediction.ood_score is None else round(prediction.ood_score, 4),
+        predicted_class=prediction.predicted_class,
+        probability=round(prediction.top_probability, 6),
+        probabilities={name: round(float(p), 6)
+                       for name, p in zip(classifier.class_names, prediction.probabilities,
+                                          strict=True)},  # fmt: skip
+        inference_ms=round(prediction.inference_ms, 3),
+        height=int(gray.shape[0]),
+        width=int(gray.shape[1]),
+    )
+    overlays = {}
+    try:
+        for key, values in prediction.attention.items():
+            buffer = io.BytesIO()
+            heatmap.save_overlay(gray, values, buffer)
+            overlays[key] = buffer.getvalue()
+    except Exception as err:  # the classification stands; only the overlay is lost
+        log.warning("cxr-edge serve: heat map of %s failed", upload.filename, exc_info=True)
+        record["heatmap_error"] = f"{type(err).__name__}: {err}"
+    kept = ({"image": _png(gray)} | overlays) if keep else {}
+    shown = overlays or {"image": _png(gray, PREVIEW_SIDE)}
+    return record, kept, shown
+
+
+def _png(gray: np.ndarray, max_side: int | None = None) -> bytes:
+    image = Image.fromarray(gray)
+    if max_side and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
