@@ -6,7 +6,7 @@ venv folders. Cold start: wall time of `cxr-edge classify` on one image in a fre
 (interpreter start, imports, model load and verification, one classification), best and median
 of several. Peak RSS: the child's peak resident set (VmHWM, read inside it by
 edge_cli_probe.py, so the benchmark's own size cannot leak in) while `cxr-edge classify`
-classifies 100 images.
+classifies 100 images. Also the `edge` closure with the `serve` extra added (`cxr-edge serve`).
 """
 
 import ast
@@ -29,6 +29,7 @@ from benchmarks.common import (
 
 WORKER = str(BENCH_DIR / "footprint_worker.py")
 PROBE = str(BENCH_DIR / "edge_cli_probe.py")
+EXTRA_LISTS = ("EDGE", "DICOM", "PIPELINE", "SERVE")
 
 
 def measure(edge_python: str, model_paths: dict, png_dir: str, cold_runs: int = 3,
@@ -57,20 +58,35 @@ def measure(edge_python: str, model_paths: dict, png_dir: str, cold_runs: int = 
         "edge_extra": _closure_summary(edge),
         "pipeline_extra": _closure_summary(pipeline),
         "edge_over_pipeline_install": round(edge["total_bytes"] / pipeline["total_bytes"], 4),
+        "edge_with_serve": extra_closures(edge_python, extras),
         "venvs": venvs,
         "cli_runs": runs,
     }
 
 
+def extra_closures(python: str, extras: dict | None = None) -> dict:
+    """Installed bytes of the `edge` extra's closure, and with the `serve` extra added."""
+    extras = extras or setup_extras()
+    edge = run_json([python, WORKER, *extras["EDGE"]])
+    served = run_json([python, WORKER, *extras["EDGE"], *extras["SERVE"]])
+    added = sorted({d["name"] for d in served["distributions"]}
+                   - {d["name"] for d in edge["distributions"]})
+    return {"edge_mb": mb(edge["total_bytes"]), "edge_distributions": len(edge["distributions"]),
+            "edge_serve_mb": mb(served["total_bytes"]),
+            "edge_serve_distributions": len(served["distributions"]),
+            "serve_adds_mb": mb(served["total_bytes"] - edge["total_bytes"]),
+            "serve_adds": added, "missing": served["missing"]}
+
+
 def setup_extras() -> dict:
-    """The EDGE, DICOM and PIPELINE requirement lists, read from setup.py (not restated)."""
+    """The EDGE, DICOM, PIPELINE and SERVE requirement lists, read from setup.py (not restated)."""
     tree = ast.parse((REPO_ROOT / "setup.py").read_text())
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                node.targets[0], ast.Name) and node.targets[0].id in ("EDGE", "DICOM", "PIPELINE"):
+                node.targets[0], ast.Name) and node.targets[0].id in EXTRA_LISTS:
             found[node.targets[0].id] = ast.literal_eval(node.value)
-    missing = {"EDGE", "DICOM", "PIPELINE"} - set(found)
+    missing = set(EXTRA_LISTS) - set(found)
     if missing:
         raise ValueError(f"setup.py defines no {sorted(missing)} requirement list")
     return found

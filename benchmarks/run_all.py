@@ -17,7 +17,9 @@
 3. edge footprint: installed size, cold start, peak RSS on 100 images (footprint.py);
 4. training throughput, TFX Trainer vs plain Keras fit (training.py);
 5. ExampleGen images/s, single vs multi-process (bench_ingest.py);
-6. `make demo` wall time (demo_time.py).
+6. `make demo` wall time (demo_time.py);
+7. `cxr-edge serve` throughput and p95 latency for N concurrent clients, and the install size
+   the `serve` extra adds (serve_load.py).
 Writes benchmarks/results.json and benchmarks/RESULTS.md (--out-dir to change). A topic that
 fails is recorded with its error and the others go on. Not part of `make test`.
 """
@@ -41,13 +43,14 @@ from benchmarks import (  # noqa: E402
     machine,
     models,
     report,
+    serve_load,
     test_images,
     training,
 )
 from benchmarks.common import BENCH_DIR, REPO_ROOT, edge_python  # noqa: E402
 from pipelines.demo import DEMO_PER_CLASS  # noqa: E402
 
-TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo")
+TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo", "serve")
 NEEDS_MODELS = {"latency", "footprint", "training"}  # the topics that use the trained models
 
 
@@ -93,6 +96,10 @@ def main(argv=None) -> int:
     if "demo" not in args.skip:
         results["demo"] = _topic(results, "demo", lambda: demo_time.measure(
             args.demo_log, args.demo_workdir, args.time_demo))
+    if "serve" not in args.skip:
+        results["serve"] = _topic(results, "serve", lambda: serve_load.measure(
+            python, _serve_model(args, bench), args.serve_clients, args.serve_requests,
+            work_dir=args.work_dir))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["bench_wall_s"] = round(time.monotonic() - started, 1)
 
@@ -102,7 +109,7 @@ def main(argv=None) -> int:
         json.dump(results, handle, indent=2, default=str)
     md_path = os.path.join(args.out_dir, "RESULTS.md")
     with open(md_path, "w") as handle:
-        handle.write(report.render(results))
+        handle.write(report.render(results) + serve_load.render_markdown(results))
     print(f"bench: wrote {md_path} and {json_path} in {results['bench_wall_s'] / 60:.1f} min"
           + (f"; failed topics: {sorted(results['errors'])}" if results["errors"] else ""))
     return 1 if results["errors"] else 0
@@ -139,6 +146,10 @@ def _parser():
                         help="the demo's workdir (its MLMD store, or where --time-demo runs)")
     parser.add_argument("--time-demo", action="store_true",
                         help="run `cxr-pipeline demo` and time it (~15 min)")
+    parser.add_argument("--serve-model", help="model `cxr-edge serve` runs in the serve topic "
+                        "(default: the pushed model, else the 224 px attention int8)")
+    parser.add_argument("--serve-clients", default="1,4,16,50", help="concurrent clients")
+    parser.add_argument("--serve-requests", type=int, help="uploads per round (100)")
     parser.add_argument("--skip", action="append", default=[], choices=TOPICS)
     parser.add_argument("--out-dir", help="where results.json and RESULTS.md go "
                                           "(default benchmarks/)")
@@ -158,6 +169,7 @@ def _apply_sizing(args):
         "ingest_size": 64 if quick else 256,
         "deploy_rounds": 1 if quick else 3,
         "deploy_runs": 5 if quick else 30,
+        "serve_requests": 20 if quick else 100,
         "out_dir": str(BENCH_DIR),
     }
     for key, value in defaults.items():
@@ -168,6 +180,7 @@ def _apply_sizing(args):
     args.threads = tuple(int(t) for t in str(args.threads).split(",") if t.strip())
     args.deploy_threads = tuple(int(t) for t in str(args.deploy_threads).split(",")
                                 if t.strip())
+    args.serve_clients = tuple(int(n) for n in str(args.serve_clients).split(",") if n.strip())
     args.work_dir = os.path.abspath(args.work_dir)
 
 
@@ -179,6 +192,20 @@ def _topic(results, name, measure):
         traceback.print_exc()
         results["errors"][name] = f"{type(err).__name__}: {err}"
         return None
+
+
+def _serve_model(args, bench) -> str:
+    """What a clinic would serve: the pushed model; else the deploy topic's 224 px int8."""
+    if args.serve_model:
+        return os.path.abspath(args.serve_model)
+    if bench is not None and bench.pushed_dir and os.path.isdir(bench.pushed_dir):
+        return bench.pushed_dir
+    fallback = os.path.join(args.work_dir, f"deploy-{args.deploy_size}px", "attention",
+                            "int8.tflite")
+    if os.path.isfile(fallback):
+        return fallback
+    raise FileNotFoundError("no model to serve: no pushed model and no deploy-topic int8 file; "
+                            "give --serve-model")
 
 
 def _footprint_models(bench) -> dict:

@@ -13,7 +13,12 @@ OVERLAY_OPACITY = 0.45
 
 
 def save_overlay(gray: np.ndarray, attention: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes gray (uint8 [h, w]) with attention ([a, b] in 0..1) stretched over it.
+    """Writes gray (uint8 [h, w]) with attention ([a, b] in 0..1) stretched over it, as PNG."""
+    overlay(gray, attention).save(path, format="PNG")
+
+
+def overlay(gray: np.ndarray, attention: np.ndarray) -> Image.Image:
+    """gray (uint8 [h, w]) with attention ([a, b] in 0..1) stretched over it, RGB.
 
     The map is shown relative to its own range (as saliency displays do): the colours say where
     the model looked most and least on this image, not how strongly in absolute terms.
@@ -29,8 +34,7 @@ def save_overlay(gray: np.ndarray, attention: np.ndarray, path: str | os.PathLik
     spread = float(values.max() - values.min())
     values = (values - values.min()) / spread if spread > 1e-6 else np.zeros_like(values)
     colours = _heat_colours(values)
-    blended = Image.blend(base, Image.fromarray(colours, "RGB"), OVERLAY_OPACITY)
-    blended.save(path, format="PNG")
+    return Image.blend(base, Image.fromarray(colours, "RGB"), OVERLAY_OPACITY)
 
 
 def _heat_colours(values: np.ndarray) -> np.ndarray:

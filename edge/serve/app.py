@@ -390,7 +390,7 @@ def _with_security_headers(send):
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             present = {name.lower() for name, _ in headers}
-            extra = {b"x-content-type-options": b"nosniff", b"referrer-policy": b"no-referrer",
+            extra = {b"x-content-type-options": b"nosniff", b"referrer-policy": b"same-origin",
                      b"x-frame-options": b"DENY", b"content-security-policy": CSP.encode(),
                      b"cache-control": b"no-store"}  # results are patient data: never cached
             headers += [(name, value) for name, value in extra.items() if name not in present]
@@ -408,11 +408,13 @@ def _hostname(host: str) -> str:
 
 
 def _cross_site(headers: Headers) -> bool:
-    if headers.get("sec-fetch-site") == "cross-site":
-        return True
+    """A write sent by a page of another origin (CSRF), as the browser reports it."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:  # every current browser: trust its own account
+        return fetch_site not in ("same-origin", "none")  # "same-site" may be another port
     origin = headers.get("origin")
     if origin is None:
-        return False  # not a browser form/fetch from another page (curl, scripts)
+        return False  # not a browser (curl, scripts): the access code is their check
     return origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
 
 

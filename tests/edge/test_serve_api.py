@@ -35,7 +35,7 @@ def test_one_image_gets_every_field_the_page_shows(station):
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
     assert result["predicted_class"] == max(result["probabilities"],
                                             key=result["probabilities"].get)  # fmt: skip
-    assert result["images"]["attention_1"].startswith("data:image/png;base64,")
+    assert result["images"]["attention_1"].startswith("data:image/jpeg;base64,")
     assert result["inference_ms"] > 0 and result["latency_ms"] >= result["inference_ms"]
     assert (result["model_version"], result["variant"]) == ("model", "float32")
     assert result["filename"] == "chest.png" and result["id"] == 1
@@ -244,9 +244,19 @@ def test_host_and_cross_site_guards(station):
     port = urlsplit(station.url).port
     cross = client.upload([("a.png", xray_png(8))], headers={"Origin": "http://evil.example"})
     assert cross.status == 403
+    assert client.upload([("a.png", xray_png(8))], headers={"Origin": "null"}).status == 403
+    for fetch_site in ("cross-site", "same-site"):  # same-site: another port of this host
+        reply = client.upload([("a.png", xray_png(8))], headers={"Sec-Fetch-Site": fetch_site})
+        assert reply.status == 403
+    assert client.delete("/api/history/1", headers={"Sec-Fetch-Site": "cross-site"}).status == 403
     same = client.upload([("a.png", xray_png(8))],
                          headers={"Origin": f"http://127.0.0.1:{port}"})  # fmt: skip
     assert same.status == 200
+    # With no-referrer pages a browser sends Origin: null even for its own form; it also says
+    # same-origin, and that is what counts.
+    own = client.upload([("a.png", xray_png(8))],
+                        headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200
 
 
 def _chunked_post(url: str, path: str, chunks: list[bytes]) -> tuple[int, bytes]:
