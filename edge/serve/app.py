@@ -10,7 +10,8 @@
 Status codes: 200 classified (a batch is 200 when any file classified), 422 nothing in the
 request decoded (the decoder's reason in `error`), 413 body over the limit or too many files,
 401 no or wrong access code, 403 a cross-site write, 400 a bad request (or a Host that is not
-this machine while bound to loopback: DNS rebinding), 404, 503 the queue is full (Retry-After).
+this machine while bound to loopback: DNS rebinding), 404, 503 the queue stayed full for
+--queue-wait seconds (Retry-After).
 Pages and assets come from edge/serve/static/ in memory: a URL never names a file.
 """
 
@@ -64,8 +65,12 @@ FAILED_LOGIN_DELAY_S = 1.0
 def create_app(station: Station) -> Starlette:
     assets = _load_assets()
 
+    room = _Room()
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        room.loop = asyncio.get_running_loop()
+        station.queue.listeners.append(room.notify)
         station.start()
         try:
             yield
@@ -123,11 +128,15 @@ def create_app(station: Station) -> Starlette:
 
     async def classify(request: Request) -> Response:
         uploads = await _read_uploads(request, station.options.queue_size)
-        try:
-            futures = station.queue.submit(uploads)
-        except QueueFull as err:
-            return _error(503, "busy", f"the station is busy ({err}); try again shortly",
-                          headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+        deadline = time.monotonic() + station.options.queue_wait_s
+        while True:  # a full queue: wait for room (each finished file wakes us), then 503
+            try:
+                futures = station.queue.submit(uploads)
+                break
+            except QueueFull as err:
+                if not await room.wait(deadline - time.monotonic()):
+                    return _error(503, "busy", f"the station is busy ({err}); try again shortly",
+                                  headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
         results = [await asyncio.wrap_future(future) for future in futures]
         body = {"results": results, "model_version": station.slot.current.version,
                 "notice": NOTICE}  # fmt: skip
@@ -280,6 +289,32 @@ class Guard:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _Room:
+    """Wakes the requests waiting for room in the queue; notify() is called by the worker."""
+
+    def __init__(self):
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._event.set()  # every waiter retries; those that still do not fit wait again
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """False when timeout passed without any file finishing."""
+        if timeout <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
 
 async def _read_uploads(request: Request, max_files: int) -> list[Upload]:

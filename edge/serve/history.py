@@ -73,6 +73,9 @@ class History:
         db_path = self.data_dir / DB_FILENAME
         if not db_path.exists():  # created 0600 before SQLite opens it (its -wal/-shm follow)
             os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        for path, mode in ((self.data_dir, 0o700), (db_path, 0o600)):
+            if path.stat().st_uid == os.getuid():  # patient data: ours alone, even if it existed
+                path.chmod(mode)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row

@@ -21,6 +21,8 @@ DEFAULT_MAX_UPLOAD_MB = 64
 # Files waiting for or being classified. 64 lets 50 simultaneous one-file uploads all in; each
 # waiting file holds its bytes in memory, so this times the upload limit bounds the memory.
 DEFAULT_QUEUE_SIZE = 64
+# How long a request whose files do not fit waits for room before it gets 503.
+DEFAULT_QUEUE_WAIT_S = 30.0
 DEFAULT_RELOAD_INTERVAL_S = 2.0
 SHORT_CODE = 8  # shorter access codes are accepted with a warning
 
@@ -39,6 +41,7 @@ class ServeOptions:
     access_code: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
     queue_size: int = DEFAULT_QUEUE_SIZE
+    queue_wait_s: float = DEFAULT_QUEUE_WAIT_S
     reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S
     threads: int | None = None
     refer_below: float | None = None
@@ -53,6 +56,8 @@ class ServeOptions:
                              f"{self.max_upload_bytes} bytes")
         if self.queue_size < 1:
             raise ValueError(f"queue size must be at least 1, got {self.queue_size}")
+        if self.queue_wait_s < 0:
+            raise ValueError(f"queue wait must not be negative, got {self.queue_wait_s}")
         if self.reload_interval_s <= 0:
             raise ValueError(f"reload interval must be positive, got {self.reload_interval_s}")
         if self.access_code is not None and not self.access_code.strip():
@@ -111,12 +116,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep each classified image and its heat map under --data-dir "
                         "(default: only the results are kept)")  # fmt: skip
     parser.add_argument("--access-code", default=None,
-                        help=f"code every request must carry (default ${ACCESS_CODE_ENV}); "
-                        "required to listen beyond this machine")  # fmt: skip
+                        help=f"code every request must carry: header X-Access-Code (or "
+                        "Authorization: Bearer), or the page's login form (default "
+                        f"${ACCESS_CODE_ENV}); required to listen beyond this machine")
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                         help="largest request body; bigger uploads get 413")
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
-                        help="files waiting for the interpreter; beyond it uploads get 503")
+                        help="files waiting for the interpreter; more wait for room")
+    parser.add_argument("--queue-wait", type=float, default=DEFAULT_QUEUE_WAIT_S, metavar="S",
+                        help="how long an upload waits for room in the queue before 503")
     parser.add_argument("--reload-interval", type=float, default=DEFAULT_RELOAD_INTERVAL_S,
                         metavar="S", help="how often to look for a new push (seconds)")
     parser.add_argument("--refer-below", type=float, default=None, metavar="P",
@@ -136,6 +144,7 @@ def from_args(args, environ=None) -> ServeOptions:
         access_code=args.access_code or environ.get(ACCESS_CODE_ENV) or None,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         queue_size=args.queue_size,
+        queue_wait_s=args.queue_wait,
         reload_interval_s=args.reload_interval,
         threads=args.threads,
         refer_below=args.refer_below,

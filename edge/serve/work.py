@@ -2,8 +2,9 @@
 
 One LiteRT interpreter is not thread-safe, so one worker thread owns it and takes uploads off a
 queue in arrival order. The queue holds at most `capacity` files (waiting or running); a request
-whose files do not all fit is turned away whole (503, try again) before anything runs, so no
-file is half-processed and the memory held by waiting uploads is bounded.
+whose files do not all fit is queued whole or not at all (QueueFull: the web layer waits for
+room, then answers 503), so no request is half-processed. `listeners` are called (in the worker
+thread) each time a file is done, i.e. each time room appears.
 
 Each file becomes exactly one history row, written by the worker before the request is answered
 (a client that disconnects still gets its result recorded), whatever happens to it: a file that
@@ -63,6 +64,7 @@ class InferenceQueue:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.processed = 0
+        self.listeners: list = []
 
     @property
     def pending(self) -> int:
@@ -101,6 +103,8 @@ class InferenceQueue:
                 with self._lock:
                     self._pending -= 1
                     self.processed += 1
+                for listener in self.listeners:
+                    listener()
 
     def _process(self, upload: Upload) -> dict:
         started = time.perf_counter()

@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import stat
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -117,15 +118,21 @@ def test_too_large_is_413_before_the_body_is_read(tmp_path):
         running.stop()
 
 
-def test_a_full_queue_answers_503_with_retry_after(station):
-    station.station.queue._pending = station.station.queue.capacity  # as if 64 were waiting
+def test_a_queue_that_stays_full_answers_503_with_retry_after(tmp_path):
+    running = start(make_model_dir(tmp_path / "model"), tmp_path / "data", queue_wait_s=0.3)
+    queue = running.station.queue
+    queue._pending = queue.capacity  # as if 64 files were waiting and none finished
     try:
-        reply = Client(station.url).upload([("a.png", xray_png(4))])
+        started = time.monotonic()
+        reply = Client(running.url).upload([("a.png", xray_png(4))])
+        waited = time.monotonic() - started
+        queue._pending = 0
+        assert reply.status == 503 and reply.headers["retry-after"] == "2"
+        assert reply.json()["error"] == "busy" and waited >= 0.3
+        assert Client(running.url).get("/api/history").json()["total"] == 0
     finally:
-        station.station.queue._pending = 0
-    assert reply.status == 503 and reply.headers["retry-after"] == "2"
-    assert reply.json()["error"] == "busy"
-    assert Client(station.url).get("/api/history").json()["total"] == 0
+        queue._pending = 0
+        running.stop()
 
 
 def test_history_is_newest_first_filters_exports_and_deletes(station, planted):
@@ -190,16 +197,23 @@ def test_request_data_never_names_a_path_and_the_data_dir_holds_nothing_executab
             assert client.get(f"/api/history/{record['id']}/{probe}.png").status == 404
         assert client.get("/static/..%2F..%2Fapp.py").status == 404
         assert client.get("/static/app.py").status == 404
+        _assert_private_and_not_executable(tmp_path / "data")  # while running: -wal, -shm too
     finally:
         running.stop()
-    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    files = _assert_private_and_not_executable(tmp_path / "data")
     assert sorted(p.relative_to(tmp_path / "data").as_posix() for p in files) == [
         "history.sqlite3", "images/1.attention_1.png", "images/1.image.png"]
+    assert not list(tmp_path.glob("**/evil.sh"))
+
+
+def _assert_private_and_not_executable(folder):
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = [p for p in folder.rglob("*") if p.is_file()]
     for path in files:
         mode = path.stat().st_mode
         assert not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH), path
         assert not mode & (stat.S_IRWXG | stat.S_IRWXO), f"{path} is readable by others"
-    assert not list(tmp_path.glob("**/evil.sh"))
+    return files
 
 
 def test_without_keep_images_no_image_is_stored(station):

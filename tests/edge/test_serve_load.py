@@ -47,6 +47,23 @@ def test_fifty_concurrent_uploads_are_all_answered_and_recorded_once(tmp_path):
         running.stop()
 
 
+def test_uploads_beyond_the_queue_wait_for_room_instead_of_failing(tmp_path):
+    running = start(make_model_dir(tmp_path / "model"), tmp_path / "data", queue_size=2)
+    try:
+        def upload(index: int):  # 12 clients, batches of 1 and 2 files, room for 2 files
+            files = [(f"b{index}-{n}.png", xray_png(100 * index + n)) for n in range(index % 2 + 1)]
+            return Client(running.url).upload(files)
+
+        with ThreadPoolExecutor(12) as pool:
+            replies = list(pool.map(upload, range(12)))
+        assert [reply.status for reply in replies] == [200] * 12
+        uploaded = sum(len(reply.json()["results"]) for reply in replies)
+        assert uploaded == 18
+        assert Client(running.url).get("/api/history").json()["total"] == 18
+    finally:
+        running.stop()
+
+
 def test_a_new_push_is_served_without_a_restart(tmp_path):
     serving = tmp_path / "serving"
     push(serving, "v1")
