@@ -21,6 +21,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -45,7 +46,10 @@ STARTUP_TIMEOUT_S = 60
 def measure(python: str, model: str, clients=DEFAULT_CLIENTS, requests: int = 100,
             image_px: int = 1024, work_dir: str | None = None) -> dict:  # fmt: skip
     """Runs every round against one server process; returns the numbers (JSON-able)."""
+    load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine
     images = synthetic_xrays(max(requests, max(clients)), image_px)
+    if work_dir:
+        os.makedirs(work_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="serve-bench-", dir=work_dir)
     port = _free_port()
     with open(os.path.join(work, "serve.log"), "w") as log:
@@ -62,6 +66,7 @@ def measure(python: str, model: str, clients=DEFAULT_CLIENTS, requests: int = 10
         finally:
             server.terminate()
             server.wait(30)
+    shutil.rmtree(work, ignore_errors=True)  # kept (with serve.log) only when a round failed
     return {
         "server_python": python,
         "model": {key: model_info.get(key) for key in ("version", "variant", "quantization",
@@ -70,7 +75,7 @@ def measure(python: str, model: str, clients=DEFAULT_CLIENTS, requests: int = 10
         "image_kb_mean": round(statistics.mean(len(i) for i in images) / 1024, 1),
         "startup_s": round(startup_s, 2),
         "cpu_count": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": load_at_start,
         "rounds": rounds,
         "closure": extra_closures(python),
     }
@@ -99,7 +104,8 @@ def render_markdown(results: dict) -> str:
     lines = ["## `cxr-edge serve` under load", "",
              f"One `cxr-edge serve` process (`{serve['server_python']}`), model "
              f"{model['version']} ({model['variant'] or model['quantization']}, "
-             f"{model['input_size']} px, {model['runtime']}), {serve['cpu_count']} CPUs; each "
+             f"{model['input_size']} px, {model['runtime']}), {serve['cpu_count']} CPUs (load "
+             f"average {serve['load_average_at_start'][0]} at the start); each "
              f"client uploads {serve['image_px']} px PNGs ({serve['image_kb_mean']} KB) one per "
              "request. Latency: upload to answer, seen by the client. Recorded: history rows "
              "added = uploads.", "",
