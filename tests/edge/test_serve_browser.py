@@ -167,6 +167,10 @@ def test_the_access_code_form_in_chromium(tmp_path, browser, files):
         driver.find_element(By.ID, "files").send_keys(str(files[-2]))
         _wait(lambda: _cards(driver) and _cards(driver)[0].get_attribute("data-status") in (
             "ok", "refer"), "the upload is classified")  # fmt: skip
+        driver.find_element(By.ID, "logout").click()
+        _wait(lambda: driver.find_elements(By.ID, "code"), "logging out shows the form again")
+        driver.get(running.url + "/history")
+        assert driver.find_elements(By.ID, "code")  # the cookie is gone: 401 and the form
     finally:
         running.stop()
 

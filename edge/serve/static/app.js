@@ -43,6 +43,11 @@ async function loadModel() {
   if (banner) banner.hidden = !model.synthetic_data;
   const notice = document.getElementById("notice");
   if (notice && model.notice) notice.textContent = model.notice;
+  const nav = document.querySelector("header nav");
+  if (model.access_code_required && nav && !document.getElementById("logout")) {
+    nav.append(el("form", { method: "post", action: "/logout", class: "logout" },
+      el("button", { id: "logout", type: "submit", class: "link", text: "Log out" })));
+  }
   return model;
 }
 
