@@ -27,7 +27,21 @@ def describe(edge_python: str) -> dict:
         "ai_edge_litert_edge_venv": _edge_litert(edge_python),
         "edge_python": edge_python,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        **_code_state(),
     }
+
+
+def _code_state() -> dict:
+    """The commit measured, and the files that differed from it (a shared working tree)."""
+    def git(*args):
+        done = subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return done.stdout if done.returncode == 0 else ""
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=all")
+               .splitlines() if line[3:].endswith(".py")]
+    return {"git_commit": git("rev-parse", "--short", "HEAD").strip() or None,
+            "git_uncommitted_py": changed}
 
 
 def _cpuinfo() -> dict:

@@ -55,7 +55,11 @@ def _machine(m, results) -> list[str]:
             ["edge interpreter", m["edge_interpreter"]],
             ["load average start → end", f"{m['load_average_at_start']} → "
                                          f"{m.get('load_average_at_end')}"],
-            ["benchmark wall time", f"{results.get('bench_wall_s', 0) / 60:.1f} min"]]
+            ["benchmark wall time", f"{results.get('bench_wall_s', 0) / 60:.1f} min"],
+            ["code", f"commit {m.get('git_commit')}" + (
+                "; uncommitted .py files in the working tree at the start: "
+                + ", ".join(m["git_uncommitted_py"]) if m.get("git_uncommitted_py") else
+                "; no uncommitted .py files")]]
     lines = ["## Machine", ""] + _table(["", ""], rows)
     busiest = max(m["load_average_at_start"][0], (m.get("load_average_at_end") or [0])[0])
     if busiest > m["affinity_cores"]:

@@ -188,7 +188,7 @@ def select_variant(rows: list[dict], objective: str = "fastest", margin: float =
     """Which variant ships and why, from the gate verdicts, file sizes and median latencies.
 
     Pure: rows are variants.json rows (variant, passed, size_bytes, latency_ms; "error" when
-    conversion failed). Eligible: passed the F1 gate and fits the size budget. "fastest": the
+    conversion failed). Eligible: passed the gate and fits the size budget. "fastest": the
     lowest latency wins, but any eligible variant within `margin` (relative) of it counts as
     tied and the smallest file among the tied wins. "smallest": the smallest file wins.
     Returns {"selected": name or None, "reason": one sentence, "fastest": the fastest eligible
@@ -201,7 +201,7 @@ def select_variant(rows: list[dict], objective: str = "fastest", margin: float =
         if "error" in row:
             excluded[row["variant"]] = "conversion failed"
         elif not row.get("passed"):
-            excluded[row["variant"]] = "failed the F1 gate"
+            excluded[row["variant"]] = "failed the Quantizer's gate"
         elif max_size_bytes and row["size_bytes"] > max_size_bytes:
             excluded[row["variant"]] = (f"{_mb(row['size_bytes'])} MB exceeds the "
                                         f"{_mb(max_size_bytes)} MB size budget")
@@ -209,8 +209,8 @@ def select_variant(rows: list[dict], objective: str = "fastest", margin: float =
             eligible.append(row)
     if not eligible:
         passed = [row for row in rows if row.get("passed")]
-        reason = ("no variant passed the F1 gate" if not passed else
-                  f"{len(passed)} variant(s) passed the F1 gate but none fits the "
+        reason = ("no variant passed the Quantizer's gate" if not passed else
+                  f"{len(passed)} variant(s) passed the Quantizer's gate but none fits the "
                   f"{_mb(max_size_bytes)} MB size budget")
         return {"selected": None, "fastest": None, "reason": reason, "excluded": excluded}
 
@@ -223,7 +223,7 @@ def select_variant(rows: list[dict], objective: str = "fastest", margin: float =
     if objective == "smallest":
         winner = min(eligible, key=lambda row: (row["size_bytes"], latency(row)))
         reason = (f"{winner['variant']} shipped: objective 'smallest', the smallest file that "
-                  f"passed the F1 gate ({_mb(winner['size_bytes'])} MB"
+                  f"passed the Quantizer's gate ({_mb(winner['size_bytes'])} MB"
                   + (f"; the fastest, {fastest['variant']}, takes {_ms(fastest)} vs "
                      f"{_ms(winner)} ms {where})" if fastest is not winner else ")"))
     else:
@@ -240,9 +240,15 @@ def select_variant(rows: list[dict], objective: str = "fastest", margin: float =
             reason = (f"{winner['variant']} shipped: no latency was measured, so the smallest "
                       "passing file won")
         else:
-            reason = (f"{winner['variant']} shipped: the fastest variant that passed the F1 "
-                      f"gate, {_ms(winner)} ms {where}"
+            reason = (f"{winner['variant']} shipped: the fastest variant that passed the "
+                      f"Quantizer's gate, {_ms(winner)} ms {where}"
                       + (f" (next: {others[0]['variant']} {_ms(others[0])} ms)" if others else ""))
+    # A faster variant that may not ship is part of the answer to "why not that one?".
+    faster = [row for row in rows if row["variant"] in excluded
+              and latency(row) < latency(winner)]
+    if faster:
+        reason += "; faster but excluded: " + ", ".join(
+            f"{row['variant']} {_ms(row)} ms ({excluded[row['variant']]})" for row in faster)
     return {"selected": winner["variant"], "fastest": fastest["variant"], "reason": reason,
             "excluded": excluded}
 

@@ -24,9 +24,9 @@ MEASURED = [_row("float32", 12.5, 18.1), _row("float16", 12.7, 9.1),
 def test_the_fastest_passing_variant_wins_even_when_another_is_smaller():
     choice = select_variant(MEASURED)
     assert choice["selected"] == "int8" and choice["fastest"] == "int8"
-    assert choice["reason"] == ("int8 shipped: the fastest variant that passed the F1 gate, "
-                                "6.20 ms median on the edge runtime at 1 thread (next: "
-                                "float32 12.50 ms)")
+    assert choice["reason"] == ("int8 shipped: the fastest variant that passed the "
+                                "Quantizer's gate, 6.20 ms median on the edge runtime at 1 "
+                                "thread (next: float32 12.50 ms)")
 
 
 def test_within_the_noise_margin_the_smaller_file_wins():
@@ -47,7 +47,11 @@ def test_a_variant_that_failed_the_gate_or_conversion_never_ships():
             _row("float16", 12.7, 9.1), _row("float32", 12.5, 18.1)]
     choice = select_variant(rows)
     assert choice["selected"] == "float16"  # 12.7 is within 10% of 12.5 and half the size
-    assert choice["excluded"] == {"int8": "failed the F1 gate", "qat": "conversion failed"}
+    assert choice["excluded"] == {"int8": "failed the Quantizer's gate",
+                                  "qat": "conversion failed"}
+    # Why not the faster int8? The reason says.
+    assert choice["reason"].endswith("; faster but excluded: int8 3.00 ms (failed the "
+                                     "Quantizer's gate)")
 
 
 def test_the_size_budget_excludes_larger_files_before_speed_counts():
@@ -61,19 +65,19 @@ def test_objective_smallest_ships_the_smallest_passing_file_and_names_the_faster
     choice = select_variant(MEASURED, objective="smallest")
     assert choice["selected"] == "dynamic" and choice["fastest"] == "int8"
     assert choice["reason"].startswith("dynamic shipped: objective 'smallest', the smallest "
-                                       "file that passed the F1 gate (5.00 MB; the fastest, "
-                                       "int8, takes 6.20 vs 13.30 ms")
+                                       "file that passed the Quantizer's gate (5.00 MB; the "
+                                       "fastest, int8, takes 6.20 vs 13.30 ms")
 
 
 def test_none_passing_or_none_within_budget_selects_nothing_and_says_why():
     failed = [{**row, "passed": False} for row in MEASURED]
     assert select_variant(failed) == {"selected": None, "fastest": None,
-                                      "reason": "no variant passed the F1 gate",
-                                      "excluded": {r["variant"]: "failed the F1 gate"
+                                      "reason": "no variant passed the Quantizer's gate",
+                                      "excluded": {r["variant"]: "failed the Quantizer's gate"
                                                    for r in MEASURED}}
     over = select_variant(MEASURED, max_size_bytes=1_000_000)
     assert over["selected"] is None
-    assert over["reason"] == ("4 variant(s) passed the F1 gate but none fits the 1.00 MB "
+    assert over["reason"] == ("4 variant(s) passed the Quantizer's gate but none fits the 1.00 MB "
                               "size budget")
 
 
