@@ -77,6 +77,7 @@ def push(
         data_fingerprint=data_fingerprint,
         pipeline_run_id=pipeline_run_id,
         synthetic_data=synthetic_data,
+        referral=variant.get("referral"),
     )
     signed_by = _ensure_signed(version_dir, private_key)  # before `latest` points at it
     _point_latest(destination, version)

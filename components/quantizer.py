@@ -24,6 +24,7 @@ import numpy as np
 from tfx import v1 as tfx
 from tfx.types import artifact, standard_artifacts
 
+from components import ood_images, referral_gate
 from edge import spec
 from edge.imageio import ImageError, load_grayscale
 from edge.latency import measure_in_fresh_process
@@ -48,6 +49,7 @@ QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply", "Concatenate")
 # 0.99 float on the 64 px benchmark; denylisting only "standardise" still loses 0.26). In float
 # they cost a few KB; from the stem convolution on, everything stays int8.
 FLOAT_LAYERS = ("standardise", "gray_to_rgb")
+REFERRAL_LAYER_PREFIX = "referral"  # trainer.referral.LAYER_PREFIX (no TF import at load)
 
 
 class QuantizedModel(artifact.Artifact):
@@ -127,7 +129,17 @@ def quantize_and_select(
     test = read_split(examples_uri, "test", image_size, config.max_test_examples)
     if len(test.labels) == 0:
         raise ValueError(f"the test split of {examples_uri} holds no decodable examples")
-    reference = _score(_tf_predict(signature, test.images), test.labels, config.class_names)
+    # Referral: the thresholds the Trainer chose, the built-in non-X-ray set, and the float
+    # model's decisions on both, which every variant must reproduce (components/referral_gate).
+    referral = training_referral(saved_model_dir)
+    ood_set = ood_images.generate(image_size)
+    ood_inputs = np.stack([to_model_input(pixels, image_size) for _, _, pixels in ood_set])
+    families = [family for family, _, _ in ood_set]
+    reference_outputs = referral_gate.Outputs(
+        *_tf_outputs(signature, test.images), *_tf_outputs(signature, ood_inputs))
+    reference = _score(reference_outputs.test_probabilities, test.labels, config.class_names)
+    if referral:
+        reference["referral"] = referral_gate.measure(reference_outputs, referral, families)
     train = read_split(examples_uri, "train", image_size, config.representative_examples)
 
     os.makedirs(output_dir, exist_ok=True)
@@ -144,7 +156,8 @@ def quantize_and_select(
         with open(path, "wb") as handle:
             handle.write(model_bytes)
         rows.append(
-            evaluate_variant(variant, path, test, reference, config)
+            evaluate_variant(variant, path, test, reference, config,
+                             ood_inputs, reference_outputs, referral, families)
             | {"convert_seconds": round(time.monotonic() - started, 1)}
         )
     timing = _time_variants(rows, test.images[0], config)
@@ -159,6 +172,7 @@ def quantize_and_select(
         "image_size": image_size,
         "class_names": list(config.class_names),
         "variants": rows,
+        "referral": _referral_record(referral, reference_outputs, test.labels),
         "selection": {
             "objective": config.objective,
             "latency_threads": config.latency_threads,
@@ -308,18 +322,30 @@ def _time_variants(rows: list[dict], image: np.ndarray, config: QuantizerConfig)
     }
 
 
-def evaluate_variant(variant: str, path: str, test, reference: dict, config) -> dict:
-    """Scores one .tflite file with the edge runner (1 thread) and gates its macro F1 drop.
+def evaluate_variant(variant: str, path: str, test, reference: dict, config,
+                     ood_inputs=None, reference_outputs=None, referral=None,
+                     families=None) -> dict:
+    """Scores one .tflite file with the edge runner (1 thread) and gates its macro F1 drop and,
+    for a model with referral thresholds, its referral (components/referral_gate.py).
 
     Latency is timed later, in a fresh process per variant (`_time_variants`): this runner has
     shared the process with the converter and the other variants."""
     runner = ModelRunner(path, threads=1)
-    probabilities = np.stack(
-        [runner.run(image)[spec.PROBABILITIES_KEY] for image in test.images]
-    )
+    outputs = referral_gate.Outputs(
+        *_runner_outputs(runner, test.images),
+        *_runner_outputs(runner, ood_inputs if ood_inputs is not None else test.images[:0]))
+    probabilities = outputs.test_probabilities
     scores = _score(probabilities, test.labels, config.class_names)
     drop = reference["macro_f1"] - scores["macro_f1"]
     passed = drop <= config.max_f1_drop + 1e-9
+    referral_lines = []
+    if referral and reference_outputs is not None:
+        scores["referral"] = referral_gate.measure(outputs, referral, families)
+        scores["referral"]["agreement"] = referral_gate.agreement(
+            reference_outputs, outputs, referral)
+        referral_passed, referral_lines = referral_gate.verdict(
+            scores["referral"], scores["referral"]["agreement"])
+        passed = passed and referral_passed
     verdict = "pass" if passed else "rejected"
     return {
         "variant": variant,
@@ -333,7 +359,8 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config) -> 
         "passed": passed,
         "message": (
             f"{variant}: macro F1 {scores['macro_f1']:.3f} is {drop:.3f} below float "
-            f"{reference['macro_f1']:.3f} (max drop {config.max_f1_drop:.3f}): {verdict}"
+            f"{reference['macro_f1']:.3f} (max drop {config.max_f1_drop:.3f})"
+            + "".join(f"; {line}" for line in referral_lines) + f": {verdict}"
         ),
     }
 
@@ -394,8 +421,12 @@ def _convert_int8_keeping_float_layers(
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: ([image[None]] for image in images[:1])
     )
-    tensors = tf.lite.Interpreter(model_content=debugger.calibrated_model).get_tensor_details()
-    float_nodes = sorted({tensor["name"] for tensor in tensors if _in_float_layer(tensor["name"])})
+    calibrated = tf.lite.Interpreter(model_content=debugger.calibrated_model)
+    tensors = calibrated.get_tensor_details()
+    float_nodes = {tensor["name"] for tensor in tensors if _in_float_layer(tensor["name"])}
+    if any(_in_referral_head(tensor["name"]) for tensor in tensors):
+        float_nodes |= _referral_output_tensors(calibrated)
+    float_nodes = sorted(float_nodes)
     if integer_io:
         from tensorflow.lite.python import convert as lite_convert
 
@@ -412,9 +443,28 @@ def _convert_int8_keeping_float_layers(
 
 def _in_float_layer(tensor_name: str) -> bool:
     # TFLite names a tensor after the ops fused into it: "attention/standardise/Mean;...".
-    return any(
+    return _in_referral_head(tensor_name) or any(
         f"/{layer}/" in part for part in tensor_name.split(";") for layer in FLOAT_LAYERS
     )
+
+
+def _in_referral_head(tensor_name: str) -> bool:
+    """The referral head (trainer/referral.py, layers "referral_*") stays float: its distances
+    square and sum thousands of features, which int8 would round away. Only a tensor the head
+    itself produces counts (the first name): B0's residual ADDs it reads carry its name among
+    their fused names, and denylisting those measurably broke the classifier (int8 accuracy
+    0.96 → 0.75)."""
+    return f"/{REFERRAL_LAYER_PREFIX}_" in tensor_name.split(";")[0]
+
+
+def _referral_output_tensors(interpreter) -> set[str]:
+    """The ood_score and (calibrated) probabilities outputs: their last op is renamed after the
+    signature output, so the name match above misses it; quantized, ood_score saturates at the
+    largest value seen in calibration and every image looks out of distribution."""
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    outputs = interpreter.get_signature_runner(spec.TENSOR_SIGNATURE).get_output_details()
+    return {names[detail["index"]] for key, detail in outputs.items()
+            if key in (spec.OOD_SCORE_KEY, spec.PROBABILITIES_KEY)}
 
 
 @dataclasses.dataclass
@@ -502,7 +552,8 @@ def selected_variant(quantized_model_uri: str) -> dict | None:
         if row["variant"] == table.get("selected"):
             return row | {"file": os.path.join(quantized_model_uri, table["selected_file"]),
                           "objective": selection.get("objective"),
-                          "selection_reason": selection.get("reason")}
+                          "selection_reason": selection.get("reason"),
+                          "referral": _device_referral(table.get("referral"))}
     return None
 
 
@@ -516,16 +567,63 @@ def _write_skipped(output_dir: str, reason: str) -> None:
         json.dump({"variants": [], "selected": None, "skipped": reason}, handle, indent=2)
 
 
-def _tf_predict(signature, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+def training_referral(saved_model_dir: str) -> dict:
+    """The referral thresholds the Trainer chose on eval (training_summary.json), or {}."""
+    path = os.path.join(saved_model_dir, TRAINING_SUMMARY_FILENAME)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle).get("referral") or {}
+
+
+def _device_referral(record: dict | None) -> dict:
+    """What the manifest carries for the device: thresholds and how they were chosen."""
+    keep = ("method", "ood_threshold", "refer_below", "temperature", "acceptance_target",
+            "eval_acceptance", "target_accuracy", "eval_coverage_at_refer_below",
+            "ece_eval_before", "ece_eval_after")
+    return {key: record[key] for key in keep if key in (record or {})}
+
+
+def _referral_record(referral: dict, reference, labels) -> dict | None:
+    """variants.json's referral block: thresholds, the float model's numbers, risk–coverage."""
+    if not referral:
+        return None
+    from trainer.referral import risk_coverage
+
+    accepted = (reference.test_ood <= referral.get("ood_threshold", 1.0)
+                if reference.test_ood is not None else np.ones(len(labels), bool))
+    curve = risk_coverage(reference.test_probabilities[accepted], labels[accepted])
+    step = max(1, len(curve) // 50)
+    return referral | {"gate": dataclasses.asdict(referral_gate.ReferralGateConfig()),
+                       "risk_coverage_test": curve[::step] + curve[-1:]}
+
+
+def _tf_outputs(signature, images: np.ndarray, batch_size: int = 32):
+    """(probabilities [N, C], ood_score [N] or None) of the float SavedModel."""
     import tensorflow as tf
 
-    outputs = [
-        signature(**{spec.IMAGE_TENSOR_KEY: tf.constant(images[start : start + batch_size])})[
-            spec.PROBABILITIES_KEY
-        ].numpy()
-        for start in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(outputs)
+    has_ood = spec.OOD_SCORE_KEY in signature.structured_outputs
+    classes = int(signature.structured_outputs[spec.PROBABILITIES_KEY].shape[-1])
+    probabilities, ood = [np.zeros((0, classes), np.float32)], [np.zeros(0, np.float32)]
+    for start in range(0, len(images), batch_size):
+        batch = tf.constant(images[start:start + batch_size])
+        outputs = signature(**{spec.IMAGE_TENSOR_KEY: batch})
+        probabilities.append(outputs[spec.PROBABILITIES_KEY].numpy())
+        if has_ood:
+            ood.append(outputs[spec.OOD_SCORE_KEY].numpy().reshape(-1))
+    return np.concatenate(probabilities), np.concatenate(ood) if has_ood else None
+
+
+def _runner_outputs(runner: ModelRunner, images: np.ndarray):
+    """(probabilities [N, C], ood_score [N] or None) of a TFLite model on the edge runner."""
+    results = [runner.run(image) for image in images]
+    classes = runner.class_count
+    probabilities = (np.stack([r[spec.PROBABILITIES_KEY] for r in results]) if results
+                     else np.zeros((0, classes), np.float32))
+    if spec.OOD_SCORE_KEY not in runner.outputs:
+        return probabilities, None
+    return probabilities, np.asarray(
+        [float(np.asarray(r[spec.OOD_SCORE_KEY]).reshape(-1)[0]) for r in results])
 
 
 def _score(probabilities: np.ndarray, labels: np.ndarray, class_names) -> dict:

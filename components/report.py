@@ -81,6 +81,7 @@ def write_report(inputs: ReportInputs, out_dir: str) -> str:
     _training_section(page, training)
     _evaluation_section(page, inputs)
     _calibration_section(page, inputs)
+    _referral_section(page, inputs)
     _embedding_section(page, inputs, training)
     _attention_section(page, inputs, class_names)
     _variants_section(page, inputs)
@@ -236,6 +237,54 @@ def _calibration_section(page, inputs: ReportInputs) -> None:
     page.table(["confidence", "examples", "mean confidence", "accuracy"],
                [[f"{b['low']:.2f}–{b['high']:.2f}", int(b["examples"]),
                  _fmt(b["mean_confidence"]), _fmt(b["accuracy"])] for b in bins])
+
+
+def _referral_section(page, inputs: ReportInputs) -> None:
+    """Knowing when not to answer: OOD rate on the built-in set, acceptance, risk–coverage."""
+    table = _read_json(inputs.quantized_model_uri, VARIANTS_FILENAME) or {}
+    record = table.get("referral")
+    if not record:
+        return
+    page.heading("Referral: out-of-distribution and low-confidence (test split, OOD set)")
+    measured = (table.get("reference") or {}).get("referral") or {}
+    gate = record.get("gate") or {}
+    page.paragraph(
+        f"Method: {record.get('method', 'n/a')}. Thresholds chosen on eval: OOD score above "
+        f"{_fmt(record.get('ood_threshold'))} (accepts {_fmt(record.get('eval_acceptance'))} of "
+        f"eval, target {_fmt(record.get('acceptance_target'))}); top-1 probability under "
+        f"{_fmt(record.get('refer_below'))} (eval accuracy "
+        f"{_fmt(record.get('eval_accuracy_at_refer_below'))} at coverage "
+        f"{_fmt(record.get('eval_coverage_at_refer_below'))}, target "
+        f"{_fmt(record.get('target_accuracy'))}); temperature "
+        f"{_fmt(record.get('temperature'))} (eval ECE {_fmt(record.get('ece_eval_before'))} → "
+        f"{_fmt(record.get('ece_eval_after'))}).")
+    rows = [["float SavedModel", _fmt(measured.get("test_acceptance")),
+             _fmt(measured.get("test_ok")), _fmt(measured.get("ood_referred")), "reference"]]
+    for row in table.get("variants", []):
+        numbers = row.get("referral") or {}
+        if numbers:
+            rows.append([row["variant"], _fmt(numbers.get("test_acceptance")),
+                         _fmt(numbers.get("test_ok")), _fmt(numbers.get("ood_referred")),
+                         _fmt(numbers.get("agreement"))])
+    page.table(["model", f"test accepted (min {_fmt(gate.get('min_test_acceptance'))})",
+                "test ok (not referred)",
+                f"OOD referred (min {_fmt(gate.get('min_ood_referred'))})",
+                f"ok/refer agreement (min {_fmt(gate.get('min_decision_agreement'))})"], rows)
+    by_family = measured.get("ood_referred_by_family") or {}
+    if by_family:
+        page.table(["OOD family", "referred"], [[f, _fmt(v)] for f, v in by_family.items()])
+    curve = record.get("risk_coverage_test") or []
+    if curve:
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(4.6, 3.4))
+        axis.plot([p["coverage"] for p in curve], [p["risk"] for p in curve], marker=".")
+        axis.set_xlabel("coverage (share of accepted test images answered)")
+        axis.set_ylabel("risk (error rate among answered)")
+        axis.set_xlim(0, 1)
+        axis.set_ylim(bottom=0)
+        page.figure(figure, "risk_coverage.png",
+                    "Risk–coverage: answering only the most confident images lowers the error")
 
 
 def _data_section(page, inputs: ReportInputs, class_names) -> None:

@@ -67,6 +67,12 @@ class TrainConfig:
     prototype_temperature: float = 0.1
     embedding_plots: bool = True
 
+    # Referral (trainer/referral.py): an OOD score and a temperature fitted after training.
+    referral: bool = True
+    ood_acceptance: float = 0.99  # share of eval images the OOD threshold accepts
+    ood_components: int = 64  # PCA directions per layer Gaussian
+    referral_target_accuracy: float = 0.97  # eval accuracy at or above the default refer_below
+
     def __post_init__(self):
         self.class_names = tuple(self.class_names)
         if self.model not in MODEL_KINDS:

@@ -12,7 +12,7 @@ import os
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from trainer import data
+from trainer import data, referral
 from trainer.config import TrainConfig
 from trainer.export import export_saved_model
 from trainer.train import train
@@ -34,7 +34,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     elif config.model == "siamese":
         result.summary["embedding_plot_split"] = "test"
 
-    export_saved_model(result.model, config.image_size, fn_args.serving_model_dir)
+    model = result.model
+    if config.referral:  # OOD score + calibrated probabilities, inside the exported model
+        model, result.summary["referral"] = referral.fit_referral(
+            model, train_split, eval_split, referral.ReferralConfig(
+                acceptance=config.ood_acceptance, components=config.ood_components,
+                target_accuracy=config.referral_target_accuracy))
+        print("referral:", {k: v for k, v in result.summary["referral"].items()
+                            if k not in ("method", "layers")})
+    export_saved_model(model, config.image_size, fn_args.serving_model_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, SUMMARY_FILENAME), "w") as f:
         json.dump(result.summary, f, indent=2, default=float)
     print(f"exported to {fn_args.serving_model_dir}: best eval macro F1 "

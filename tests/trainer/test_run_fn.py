@@ -49,6 +49,11 @@ def test_tfx_trainer_exports_bytes_serving_attention_model(tmp_path):
     assert 1 <= summary["epochs"] <= 2 and len(summary["history"]) == summary["epochs"]
     assert set(summary["eval_per_class_f1"]) == set(spec.CLASS_NAMES)
     assert 0.0 <= summary["best_eval_macro_f1"] <= 1.0
+    # Referral fitted after training and recorded: temperature, thresholds, ECE before/after.
+    referral = summary["referral"]
+    assert referral["ood_threshold"] == 1.0 and referral["temperature"] > 0
+    assert 0.0 <= referral["refer_below"] <= 1.0
+    assert {"ece_eval_before", "ece_eval_after", "eval_acceptance"} <= set(referral)
 
     loaded = tf.saved_model.load(model_dir)
     assert {spec.SERVING_SIGNATURE, spec.EXAMPLES_SIGNATURE, spec.TENSOR_SIGNATURE} <= set(
@@ -64,3 +69,9 @@ def test_tfx_trainer_exports_bytes_serving_attention_model(tmp_path):
                                rtol=1e-5)
     for key in ("attention_1", "attention_2"):
         assert outputs[key].shape == (2, 2, 2, 1)
+    assert outputs[spec.OOD_SCORE_KEY].shape == (2,)
+    blank = io.BytesIO()
+    Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(blank, format="PNG")
+    blank_score = serve(**{spec.IMAGE_BYTES_KEY: tf.constant([blank.getvalue()])})[
+        spec.OOD_SCORE_KEY].numpy()[0]
+    assert blank_score > referral["ood_threshold"], blank_score  # a blank image is referred

@@ -1,0 +1,74 @@
+"""Referral pieces as pure functions, and their in-model twins (trainer/referral.py)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import metrics, referral
+
+
+def test_mahalanobis_layer_equals_the_numpy_distance_and_flags_far_points():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    centres = rng.normal(0, 5, (3, 40))
+    features = centres[labels] + rng.normal(0, 1, (600, 40)) * np.linspace(0.2, 3, 40)
+    gaussian = referral.fit_gaussian("layer", 1, features, labels, components=8)
+    gaussian.scale = 2.0
+    probe = np.concatenate([features[:20], centres[:1] + 50.0])
+    expected = referral.distance(gaussian, probe) / gaussian.scale
+    layer = referral.MahalanobisScore(gaussian.means, gaussian.directions, gaussian.inverse_std,
+                                      gaussian.residual_inverse_variance, gaussian.scale)
+    actual = layer(tf.constant(probe, tf.float32)).numpy()
+    np.testing.assert_allclose(actual, expected, rtol=2e-3)
+    assert actual[-1] > 20 * np.median(actual[:-1])  # far from every class mean
+
+
+def test_class_conditional_distance_is_to_the_nearest_class_mean():
+    features = np.array([[0.0, 0.0], [10.0, 10.0]] * 50) + np.random.default_rng(1).normal(
+        0, 1, (100, 2))
+    labels = np.array([0, 1] * 50)
+    conditional = referral.fit_gaussian("l", 1, features, labels, components=1)
+    pooled = referral.fit_gaussian("l", 1, features, None, components=1)
+    near_a_mean = np.array([[10.0, 10.0]])
+    between = np.array([[5.0, 5.0]])
+    assert referral.distance(conditional, near_a_mean) < referral.distance(conditional, between)
+    assert referral.distance(pooled, between) < referral.distance(pooled, near_a_mean)
+
+
+def test_temperature_scaling_recovers_an_over_confident_model_and_keeps_the_arg_max():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, 2000)
+    logits = rng.normal(0, 1, (2000, 4))
+    logits[np.arange(2000), labels] += 1.0
+    calibrated_truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    over_confident = referral.apply_temperature(calibrated_truth, 1 / 3)  # logits × 3
+    temperature = referral.fit_temperature(over_confident, labels)
+    assert temperature == pytest.approx(3.0, rel=0.1)
+    fixed = referral.apply_temperature(over_confident, temperature)
+    assert (fixed.argmax(axis=1) == over_confident.argmax(axis=1)).all()
+    assert metrics.expected_calibration_error(fixed, labels) < 0.5 * \
+        metrics.expected_calibration_error(over_confident, labels)
+    layer = referral.TemperatureScaling(temperature)
+    np.testing.assert_allclose(layer(tf.constant(over_confident)).numpy(), fixed, atol=1e-5)
+
+
+def test_selective_threshold_reaches_the_target_accuracy_on_the_images_it_answers():
+    confidence = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6])
+    correct = np.array([True, True, True, False, True, False])
+    probabilities = np.stack([confidence, 1 - confidence], axis=1)
+    labels = np.where(correct, 0, 1)
+    refer_below, coverage, accuracy = referral.selective_threshold(probabilities, labels, 0.97)
+    assert refer_below == pytest.approx(0.9) and coverage == pytest.approx(0.5)
+    assert accuracy == 1.0
+    assert referral.selective_threshold(probabilities[:3], labels[:3], 0.97)[0] == 0.0
+    assert referral.selective_threshold(probabilities[3:4], labels[3:4], 0.97)[0] == 1.0
+
+
+def test_feature_summary_is_the_mean_and_std_of_each_channel_per_grid_cell():
+    image = np.zeros((1, 8, 8, 1), np.float32)
+    image[0, :4, :4, 0] = 10.0
+    image[0, 4:, 4:, 0] = np.tile([0.0, 2.0], 8).reshape(4, 4)
+    summary = referral.FeatureSummary(grid=2)(tf.constant(image)).numpy()[0]
+    means, stds = summary[:4], summary[4:]
+    np.testing.assert_allclose(means, [10, 0, 0, 1], atol=1e-5)
+    np.testing.assert_allclose(stds, [0, 0, 0, 1], atol=2e-3)

@@ -1,0 +1,372 @@
+"""Knowing when not to answer: an out-of-distribution score and calibrated probabilities.
+
+Fitted after training and exported *inside* the model, so every TFLite variant carries them and
+the device needs nothing but the model file and the thresholds in its manifest.
+
+Out of distribution (Lee et al. 2018, "A Simple Unified Framework for Detecting
+Out-of-Distribution Samples and Adversarial Attacks", extended to several layers):
+- At each of `FEATURE_LAYERS` the feature map is summarised by per-channel spatial mean and
+  standard deviation (the standardised input image by a coarse grid of cell means and stds).
+- Each summary gets a Gaussian fitted on the train split: probabilistic PCA (the top
+  `components` directions keep their own variance, the rest share one), tied covariance;
+  the last layer's is class-conditional (distance to the nearest class mean).
+- Each layer's Mahalanobis distance is divided by its eval-split `layer_quantile`; the score is
+  the largest of those ratios, divided by its own eval quantile at `acceptance` (default 0.99).
+  So `ood_score > 1` means "unlike the training images", and 99% of eval images score <= 1.
+Measured (FINDINGS): the final layer alone cannot both accept 99% of eval and flag non-X-rays;
+early layers see what the late ones discard (flat fields, noise, texture, contrast layout).
+
+Calibration (Guo et al. 2017): one temperature T fitted on eval by minimising the negative
+log-likelihood; the exported probabilities are softmax(log p / T). Arg-max, and so macro F1,
+is unchanged. The default referral threshold `refer_below` is the lowest top-1 probability at
+which eval images that pass the OOD check reach `target_accuracy` (selective prediction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from tf_keras import layers
+
+from edge import spec
+from trainer import metrics
+
+# (layer name, grid): the input image (standardised here) on an 8×8 grid, then B0 blocks from
+# early to late. The image is read from the model's input, not from the stem's "standardise"
+# layer: a second consumer there changes how the int8 converter folds the stem's affine ops,
+# which then get quantized (measured: int8 accuracy 0.96 → 0.75).
+INPUT_LAYER = "input"
+FEATURE_LAYERS = (
+    (INPUT_LAYER, 8),
+    ("block2b_add", 1),
+    ("block3b_add", 1),
+    ("block4c_add", 1),
+    ("block5c_add", 1),
+    ("block6d_add", 1),
+    ("top_activation", 1),
+)
+CLASS_CONDITIONAL_LAYER = "top_activation"
+LAYER_PREFIX = "referral"  # every layer added here; the int8 Quantizer keeps them in float
+METHOD = ("multi-layer Mahalanobis (per-channel mean/std summaries of 7 EfficientNetB0 layers, "
+          "probabilistic-PCA Gaussians fitted on train, class-conditional on the last layer), "
+          "max of per-layer eval-quantile ratios")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferralConfig:
+    acceptance: float = 0.99  # share of eval images the OOD threshold accepts
+    layer_quantile: float = 0.99  # each layer's distance is divided by this eval quantile
+    components: int = 64  # PCA directions with their own variance, per layer
+    target_accuracy: float = 0.97  # among accepted eval images at or above refer_below
+    batch_size: int = 64
+
+
+@dataclasses.dataclass
+class LayerGaussian:
+    layer: str
+    grid: int
+    means: np.ndarray  # [classes or 1, D]
+    directions: np.ndarray  # [D, k] orthonormal
+    inverse_std: np.ndarray  # [k]: 1 / sqrt(eigenvalue)
+    residual_inverse_variance: float  # 1 / mean of the remaining eigenvalues
+    scale: float  # eval quantile of the distance: the layer's score is distance / scale
+
+
+def fit_referral(model: tf_keras.Model, train_split, eval_split,
+                 config: ReferralConfig = ReferralConfig()) -> tuple[tf_keras.Model, dict]:
+    """Returns (the model with calibrated probabilities and an `ood_score` output, summary)."""
+    feature_model = feature_extractor(model)
+    train_features = _summaries(feature_model, train_split.images, config.batch_size)
+    eval_features = _summaries(feature_model, eval_split.images, config.batch_size)
+    gaussians = []
+    for (layer, grid), train_f, eval_f in zip(FEATURE_LAYERS, train_features, eval_features,
+                                              strict=True):
+        labels = train_split.labels if layer == CLASS_CONDITIONAL_LAYER else None
+        gaussian = fit_gaussian(layer, grid, train_f, labels, config.components)
+        gaussian.scale = float(np.quantile(distance(gaussian, eval_f), config.layer_quantile))
+        gaussians.append(gaussian)
+    eval_layer_scores = np.stack(
+        [distance(g, f) / g.scale for g, f in zip(gaussians, eval_features, strict=True)], axis=1)
+    combined = eval_layer_scores.max(axis=1)
+    ood_scale = float(np.quantile(combined, config.acceptance))
+    eval_ood = combined / ood_scale
+
+    probabilities = model.predict(eval_split.images, batch_size=config.batch_size,
+                                  verbose=0)[spec.PROBABILITIES_KEY]
+    temperature = fit_temperature(probabilities, eval_split.labels)
+    calibrated = apply_temperature(probabilities, temperature)
+    accepted = eval_ood <= 1.0
+    refer_below, coverage, accuracy = selective_threshold(
+        calibrated[accepted], eval_split.labels[accepted], config.target_accuracy)
+    exported = with_referral(model, gaussians, ood_scale, temperature)
+    summary = {
+        "method": METHOD,
+        "layers": [g.layer for g in gaussians],
+        "ood_threshold": 1.0,
+        "acceptance_target": config.acceptance,
+        "eval_acceptance": float(accepted.mean()),
+        "temperature": temperature,
+        "ece_eval_before": metrics.expected_calibration_error(probabilities, eval_split.labels),
+        "ece_eval_after": metrics.expected_calibration_error(calibrated, eval_split.labels),
+        "refer_below": refer_below,
+        "target_accuracy": config.target_accuracy,
+        "eval_coverage_at_refer_below": coverage,
+        "eval_accuracy_at_refer_below": accuracy,
+    }
+    return exported, summary
+
+
+def feature_extractor(model: tf_keras.Model) -> tf_keras.Model:
+    """The model's input → the per-layer summaries of FEATURE_LAYERS."""
+    summaries = [
+        FeatureSummary(grid, standardise=layer == INPUT_LAYER,
+                       name=f"{LAYER_PREFIX}_summary_{layer}")(_layer_output(model, layer))
+        for layer, grid in FEATURE_LAYERS
+    ]
+    return tf_keras.Model(model.input, summaries, name="referral_features")
+
+
+class FeatureSummary(layers.Layer):
+    """[N, H, W, C] → [N, 2·C·grid²]: mean and std of each channel in each grid cell
+    (of the per-image standardised input when `standardise`)."""
+
+    def __init__(self, grid: int = 1, standardise: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.grid = grid
+        self.standardise = standardise
+
+    def call(self, inputs):
+        if self.standardise:
+            mean = tf.reduce_mean(inputs, axis=[1, 2, 3], keepdims=True)
+            std = tf.sqrt(tf.reduce_mean(tf.square(inputs - mean), axis=[1, 2, 3],
+                                         keepdims=True))
+            inputs = (inputs - mean) / tf.maximum(std, 1.0)  # a flat image: std floored
+        # Means by RESHAPE + MEAN, never AVERAGE_POOL_2D: int8 average pooling ties its input's
+        # scale to its output's, and the converter then shrank the scale of the B0 residual ADD
+        # it reads (clipping the classifier's own activations: int8 accuracy 0.96 → 0.75) or
+        # fake-quantized the pooled image even when denylisted.
+        mean = _grid_mean(inputs, self.grid)
+        mean_square = _grid_mean(tf.square(inputs), self.grid)
+        std = tf.sqrt(tf.maximum(mean_square - tf.square(mean), 0.0) + 1e-6)
+        flat = [tf_keras.backend.batch_flatten(t) for t in (mean, std)]
+        return tf.concat(flat, axis=1)
+
+    def get_config(self):
+        return super().get_config() | {"grid": self.grid, "standardise": self.standardise}
+
+
+def _grid_mean(inputs, grid: int):
+    """[N, H, W, C] → [N, g, g, C]: the mean of each cell of a g×g grid (4-D ops only)."""
+    size, channels = int(inputs.shape[1]), int(inputs.shape[3])
+    cell = max(1, size // grid)
+    cells = size // cell
+    x = inputs[:, :cells * cell, :cells * cell, :]
+    x = tf.reduce_mean(tf.reshape(x, [-1, cell, cells * cell, channels]), axis=1)
+    x = tf.reduce_mean(tf.reshape(x, [-1, cells, cell, channels]), axis=2)
+    return tf.reshape(x, [-1, cells, cells, channels])
+
+
+def _layer_output(model: tf_keras.Model, layer: str):
+    return model.input if layer == INPUT_LAYER else model.get_layer(layer).output
+
+
+def fit_gaussian(layer: str, grid: int, features: np.ndarray, labels: np.ndarray | None,
+                 components: int) -> LayerGaussian:
+    """Probabilistic-PCA Gaussian (tied covariance; one mean per class when labels are given)."""
+    features = features.astype(np.float64)
+    if labels is None:
+        means = features.mean(axis=0, keepdims=True)
+        centered = features - means
+    else:
+        classes = int(labels.max()) + 1
+        means = np.stack([features[labels == c].mean(axis=0) if np.any(labels == c)
+                          else features.mean(axis=0) for c in range(classes)])
+        centered = features - means[labels]
+    covariance = centered.T @ centered / max(1, len(features) - len(means))
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]
+    k = int(min(components, features.shape[1] - 1, max(1, len(features) // 10)))
+    floor = 1e-6 * max(float(eigenvalues[0]), 1e-12)
+    residual = float(max(eigenvalues[k:].mean() if k < len(eigenvalues) else floor, floor))
+    return LayerGaussian(
+        layer=layer,
+        grid=grid,
+        means=means.astype(np.float32),
+        directions=eigenvectors[:, :k].astype(np.float32),
+        inverse_std=(1.0 / np.sqrt(np.maximum(eigenvalues[:k], floor))).astype(np.float32),
+        residual_inverse_variance=1.0 / residual,
+        scale=1.0,
+    )
+
+
+def distance(gaussian: LayerGaussian, features: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance to the nearest mean (numpy twin of MahalanobisScore)."""
+    centered = features[:, None, :].astype(np.float64) - gaussian.means[None].astype(np.float64)
+    projected = centered @ gaussian.directions.astype(np.float64)
+    inside = np.square(projected * gaussian.inverse_std).sum(axis=-1)
+    outside = np.square(centered).sum(axis=-1) - np.square(projected).sum(axis=-1)
+    return (inside + np.maximum(outside, 0.0) * gaussian.residual_inverse_variance).min(axis=1)
+
+
+class MahalanobisScore(layers.Layer):
+    """distance(features) / scale for one LayerGaussian, as TFLite builtins (float)."""
+
+    def __init__(self, means, directions, inverse_std, residual_inverse_variance, scale,
+                 **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.means_value = np.asarray(means, np.float32)
+        self.directions_value = np.asarray(directions, np.float32)
+        self.inverse_std_value = np.asarray(inverse_std, np.float32)
+        self.residual_inverse_variance = float(residual_inverse_variance)
+        self.scale = float(scale)
+
+    def build(self, input_shape):
+        def constant(name, value):
+            return self.add_weight(name=name, shape=value.shape, trainable=False,
+                                   initializer=tf_keras.initializers.Constant(value))
+
+        self.means = constant("means", self.means_value)
+        self.directions = constant("directions", self.directions_value)
+        self.inverse_std = constant("inverse_std", self.inverse_std_value)
+        super().build(input_shape)
+
+    def call(self, features):
+        classes, dims = self.means_value.shape
+        centered = features[:, None, :] - self.means[None]  # [N, C, D]
+        flat = tf.reshape(centered, [-1, dims])
+        projected = tf.matmul(flat, self.directions)  # [N·C, k]
+        inside = tf.reduce_sum(tf.square(projected * self.inverse_std), axis=-1)
+        outside = tf.reduce_sum(tf.square(flat), axis=-1) - tf.reduce_sum(
+            tf.square(projected), axis=-1)
+        total = inside + tf.maximum(outside, 0.0) * self.residual_inverse_variance
+        nearest = tf.reduce_min(tf.reshape(total, [-1, classes]), axis=-1)
+        return nearest / self.scale
+
+    def get_config(self):
+        return super().get_config() | {
+            "means": self.means_value.tolist(),
+            "directions": self.directions_value.tolist(),
+            "inverse_std": self.inverse_std_value.tolist(),
+            "residual_inverse_variance": self.residual_inverse_variance,
+            "scale": self.scale,
+        }
+
+
+class LargestRatio(layers.Layer):
+    """max over the per-layer scores, divided by its eval quantile: > 1 is out of distribution."""
+
+    def __init__(self, scale: float, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.scale = float(scale)
+
+    def call(self, scores):
+        return tf.reduce_max(tf.stack(scores, axis=1), axis=1) / self.scale
+
+    def get_config(self):
+        return super().get_config() | {"scale": self.scale}
+
+
+class TemperatureScaling(layers.Layer):
+    """softmax(log p / T): calibrated probabilities with the same arg-max."""
+
+    def __init__(self, temperature: float, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, probabilities):
+        logits = tf.math.log(tf.maximum(probabilities, 1e-12))
+        return tf.nn.softmax(logits / self.temperature, axis=-1)
+
+    def get_config(self):
+        return super().get_config() | {"temperature": self.temperature}
+
+
+def with_referral(model: tf_keras.Model, gaussians: list[LayerGaussian], ood_scale: float,
+                  temperature: float) -> tf_keras.Model:
+    """The model with calibrated `probabilities` and an `ood_score` [N] output added."""
+    layer_scores = []
+    for gaussian in gaussians:
+        summary = FeatureSummary(gaussian.grid, standardise=gaussian.layer == INPUT_LAYER,
+                                 name=f"{LAYER_PREFIX}_summary_{gaussian.layer}")(
+            _layer_output(model, gaussian.layer))
+        layer_scores.append(MahalanobisScore(
+            gaussian.means, gaussian.directions, gaussian.inverse_std,
+            gaussian.residual_inverse_variance, gaussian.scale,
+            name=f"{LAYER_PREFIX}_distance_{gaussian.layer}")(summary))
+    ood = LargestRatio(ood_scale, name=f"{LAYER_PREFIX}_{spec.OOD_SCORE_KEY}")(layer_scores)
+    outputs = dict(model.output) if isinstance(model.output, dict) else {
+        spec.PROBABILITIES_KEY: model.output}
+    outputs[spec.PROBABILITIES_KEY] = TemperatureScaling(
+        temperature, name=f"{LAYER_PREFIX}_calibrated")(outputs[spec.PROBABILITIES_KEY])
+    outputs[spec.OOD_SCORE_KEY] = ood
+    return tf_keras.Model(model.input, outputs, name=f"{model.name}_with_referral")
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The T in [0.05, 20] minimising eval negative log-likelihood (golden-section on log T)."""
+    logits = np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0))
+    labels = np.asarray(labels, np.int64)
+
+    def nll(log_t):
+        scaled = logits / np.exp(log_t)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_softmax = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+        return -log_softmax[np.arange(len(labels)), labels].mean()
+
+    low, high = np.log(0.05), np.log(20.0)
+    ratio = (np.sqrt(5) - 1) / 2
+    for _ in range(80):
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if nll(a) < nll(b):
+            high = b
+        else:
+            low = a
+    return float(np.exp((low + high) / 2))
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def selective_threshold(probabilities: np.ndarray, labels: np.ndarray,
+                        target_accuracy: float) -> tuple[float, float, float]:
+    """(refer_below, coverage, accuracy): the lowest top-1 probability at which the images at
+    or above it are right at least `target_accuracy` of the time. 1.0 (refer everything) when
+    no threshold reaches it; 0.0 when every image already does."""
+    if len(labels) == 0:
+        return 1.0, 0.0, float("nan")
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    order = np.argsort(-confidence, kind="stable")
+    cumulative = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    reaching = np.nonzero(cumulative >= target_accuracy)[0]
+    if len(reaching) == 0:
+        return 1.0, 0.0, float(correct.mean())
+    last = int(reaching[-1])
+    if last == len(order) - 1:
+        return 0.0, 1.0, float(cumulative[-1])
+    return float(confidence[order[last]]), (last + 1) / len(order), float(cumulative[last])
+
+
+def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """Selective risk at each coverage (images answered, most confident first), for the report."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    order = np.argsort(-confidence, kind="stable")
+    answered = np.arange(1, len(order) + 1)
+    risk = 1.0 - np.cumsum(correct[order]) / answered
+    return [{"coverage": float(n / len(order)), "risk": float(r),
+             "threshold": float(confidence[order[n - 1]])}
+            for n, r in zip(answered, risk, strict=True)]
+
+
+def _summaries(feature_model, images, batch_size):
+    outputs = feature_model.predict(images, batch_size=batch_size, verbose=0)
+    return outputs if isinstance(outputs, list) else [outputs]
