@@ -40,6 +40,12 @@ test: setup lint
 	  $(VENV)/bin/python -m pytest tests -p no:cacheprovider
 	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider
 
+# The inner loop: everything but the tests marked slow (training, whole pipelines).
+test-fast: setup lint
+	CXR_EDGE_PYTHON=$(abspath $(EDGE_VENV))/bin/python \
+	  $(VENV)/bin/python -m pytest tests -p no:cacheprovider -m "not slow"
+	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider -m "not slow"
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
