@@ -12,9 +12,9 @@ import json
 import os
 
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+from trainer.summary_file import read_training_summary
 
 MODEL_SUMMARY_FILENAME = "model_summary.json"
-TRAINING_SUMMARY_FILENAME = "training_summary.json"  # trainer/run.py writes it beside the model
 
 
 @dataclasses.dataclass
@@ -34,11 +34,8 @@ class ModelSummary:
 
 def model_kind(serving_model_dir: str) -> str:
     """The kind the Trainer built (training_summary.json's config), or "unknown"."""
-    path = os.path.join(serving_model_dir, TRAINING_SUMMARY_FILENAME)
-    if not os.path.isfile(path):
-        return "unknown"
-    with open(path, encoding="utf-8") as handle:
-        return (json.load(handle).get("config") or {}).get("model", "unknown")
+    summary = read_training_summary(serving_model_dir) or {}
+    return (summary.get("config") or {}).get("model", "unknown")
 
 
 def summarize(kind: str, blessed: bool | None, evaluation_uri: str | None,

@@ -31,9 +31,9 @@ from edge.latency import measure_in_fresh_process
 from edge.preprocess import to_model_input
 from edge.runtime import ModelRunner
 from trainer import metrics
+from trainer.summary_file import read_training_summary
 
 VARIANTS_FILENAME = "variants.json"
-TRAINING_SUMMARY_FILENAME = "training_summary.json"  # written by the trainer beside the model
 ALL_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io", "qat")
 # fastest: the lowest median latency on the edge runtime wins (a faster model is the point of
 # quantizing for a low-cost device); smallest: the smallest file wins (storage-bound devices).
@@ -569,11 +569,7 @@ def _write_skipped(output_dir: str, reason: str) -> None:
 
 def training_referral(saved_model_dir: str) -> dict:
     """The referral thresholds the Trainer chose on eval (training_summary.json), or {}."""
-    path = os.path.join(saved_model_dir, TRAINING_SUMMARY_FILENAME)
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle).get("referral") or {}
+    return (read_training_summary(saved_model_dir) or {}).get("referral") or {}
 
 
 def _device_referral(record: dict | None) -> dict:
@@ -708,11 +704,7 @@ def _keras_model_for_qat(saved_model_dir: str, train):
     import tf_keras
 
     loaded = tf_keras.models.load_model(saved_model_dir, compile=False)
-    summary_path = os.path.join(saved_model_dir, TRAINING_SUMMARY_FILENAME)
-    config = None
-    if os.path.isfile(summary_path):
-        with open(summary_path) as handle:
-            config = json.load(handle).get("config")
+    config = (read_training_summary(saved_model_dir) or {}).get("config")
     if not config:
         return loaded
     if config.get("model") == "siamese":

@@ -26,9 +26,9 @@ from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.model_summary import read_model_summary
 from components.quantizer import VARIANTS_FILENAME, QuantizedModel, read_split
 from edge import spec
+from trainer.summary_file import read_training_summary
 
 REPORT_FILENAME = "report.html"
-SUMMARY_FILENAME = "training_summary.json"
 OVERLAY_IMAGES = 4
 
 
@@ -77,7 +77,7 @@ def write_report(inputs: ReportInputs, out_dir: str) -> str:
     _gates_section(page, inputs)
     _models_section(page, inputs, class_names)
     _data_section(page, inputs, class_names)
-    training = _read_json(inputs.serving_model_dir, SUMMARY_FILENAME)
+    training = read_training_summary(inputs.serving_model_dir)
     _training_section(page, training)
     _evaluation_section(page, inputs)
     _calibration_section(page, inputs)

@@ -16,10 +16,7 @@ import sys
 from components import demo_data
 from pipelines import demo
 from pipelines.configs import PipelineConfig
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_NOT_BLESSED = 3
+from pipelines.runs import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, run_and_report  # noqa: F401
 
 
 def main(argv=None):
@@ -62,37 +59,6 @@ def _run_from_args(args):
         epochs=args.epochs, serving_dir=args.serving_dir,
         synthetic_data=False if args.real_data else None)
     return run_and_report(config, args.runner)
-
-
-def run_and_report(config: PipelineConfig, runner: str) -> int:
-    """Runs the pipeline, prints what it produced, returns the exit code."""
-    from pipelines import beam_runner, local_runner
-    from pipelines.pipeline import gate_config, resolve_pipeline_class_names
-    from pipelines.run_summary import latest_run_summary
-
-    print(f"cxr-pipeline: {runner} run of {config.models} on {config.data_root} "
-          f"({'SYNTHETIC' if config.synthetic_data else 'real'} data) → {config.pipeline_root}",
-          flush=True)
-    failure = None
-    try:
-        (beam_runner if runner == "beam" else local_runner).run(config)
-    except Exception as error:  # noqa: BLE001 (reported with the run's state, then exit 1)
-        failure = error
-    gates = gate_config(config, resolve_pipeline_class_names(config))
-    try:
-        summary = latest_run_summary(config.metadata_path, gates)
-    except Exception as error:  # noqa: BLE001
-        summary = None
-        print(f"cxr-pipeline: no run summary ({error})", file=sys.stderr)
-    if summary is not None:
-        print("\n".join(summary.lines()))
-    if failure is not None:
-        print(f"cxr-pipeline: the run FAILED: {type(failure).__name__}: {failure}",
-              file=sys.stderr)
-        return EXIT_FAILED
-    if summary is None or not summary.blessed or not summary.pushed:
-        return EXIT_NOT_BLESSED
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def add_demo_parser(subparsers):
 
 
 def run_demo(args) -> int:
-    from pipelines.cli import EXIT_OK, run_and_report
+    from pipelines.runs import EXIT_OK, run_and_report
 
     started = time.monotonic()
     workdir = Path(args.workdir).resolve()

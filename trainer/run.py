@@ -6,18 +6,14 @@ SavedModel to `fn_args.serving_model_dir` and `training_summary.json` beside sav
 Siamese embedding plots go to `fn_args.model_run_dir`.
 """
 
-import json
-import os
 
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from trainer import data, referral
+from trainer import data, referral, summary_file
 from trainer.config import TrainConfig
 from trainer.export import export_saved_model
 from trainer.train import train
-
-SUMMARY_FILENAME = "training_summary.json"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -43,8 +39,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         print("referral:", {k: v for k, v in result.summary["referral"].items()
                             if k not in ("method", "layers")})
     export_saved_model(model, config.image_size, fn_args.serving_model_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, SUMMARY_FILENAME), "w") as f:
-        json.dump(result.summary, f, indent=2, default=float)
+    summary_file.write_training_summary(fn_args.serving_model_dir, result.summary)
     print(f"exported to {fn_args.serving_model_dir}: best eval macro F1 "
           f"{result.summary['best_eval_macro_f1']:.4f} at epoch {result.summary['best_epoch']}")
 

@@ -2,8 +2,6 @@
 ingested by the project's ImageExampleGen; the exported SavedModel serves encoded PNG bytes."""
 
 import io
-import json
-import os
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from tfx import v1 as tfx
 from components import demo_data
 from components.image_example_gen.component import ImageExampleGen
 from edge import spec
-from trainer.run import SUMMARY_FILENAME
+from trainer.summary_file import read_training_summary
 
 SIZE = 64
 
@@ -43,8 +41,7 @@ def test_tfx_trainer_exports_bytes_serving_attention_model(tmp_path):
                                       / "Format-Serving"))
     assert len(model_dirs) == 1
     model_dir = model_dirs[0]
-    with open(os.path.join(model_dir, SUMMARY_FILENAME)) as f:
-        summary = json.load(f)
+    summary = read_training_summary(model_dir)
     assert summary["model"] == "attention"
     assert 1 <= summary["epochs"] <= 2 and len(summary["history"]) == summary["epochs"]
     assert set(summary["eval_per_class_f1"]) == set(spec.CLASS_NAMES)
