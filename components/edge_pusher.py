@@ -3,8 +3,14 @@
 Pushes only when the Evaluator blessed the model AND the Quantizer selected a variant. Each push
 is a versioned directory (UTC timestamp) holding model.tflite, labels.txt and manifest.json
 (edge.manifest: sha256, class names, input size, preprocessing, metrics, data fingerprint,
-pipeline run id); `latest` points at the newest. Pushing a model byte-identical to the latest
-one reuses that version instead of duplicating it. Emits a standard PushedModel artifact.
+pipeline run id); the text file LATEST names the newest, and on a local destination the
+symbolic link `latest` points at it too. Pushing a model byte-identical to the latest one reuses
+that version instead of duplicating it. Emits a standard PushedModel artifact.
+
+The destination may be a local folder or a URI TensorFlow's file systems serve (gs://, s3://):
+each version is assembled and signed in a local temporary folder (edge.manifest and
+edge.signing write local files), then copied there with fileio; a remote destination gets LATEST
+only (object stores have no symbolic links).
 
 Given an Ed25519 private key (the `signing_key` parameter, by default $CXR_SIGNING_KEY; off when
 neither is set, and never generated here), each pushed manifest is signed (edge.signing), so a
@@ -15,16 +21,18 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import os
+import tempfile
 from pathlib import Path
 
 from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import storage
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.quantizer import QuantizedModel, selected_variant
 from edge import manifest as edge_manifest
@@ -59,27 +67,31 @@ def push(
         return {"pushed": False, "reason": "the Quantizer selected no TFLite variant"}
     # Loaded before anything is written: a key that was asked for but cannot be used stops the
     # push rather than shipping an unsigned model.
-    private_key = edge_signing.load_private_key(signing_key) if signing_key else None
-    sha256 = edge_manifest.file_sha256(variant["file"])
-    latest = latest_push(destination)
-    if latest is not None and latest["manifest"].get("sha256") == sha256:
-        return {"pushed": True, "reused": True, "version_dir": latest["dir"], "sha256": sha256,
-                "signed_by": _ensure_signed(latest["dir"], private_key),
-                "reason": "identical to the latest push; no new version written"}  # fmt: skip
-    version = _new_version_name(destination)
-    version_dir = os.path.join(destination, VERSIONS_DIR, version)
-    edge_manifest.write_model_dir(
-        version_dir,
-        variant["file"],
-        class_names=class_names,
-        variant=variant["variant"],
-        metrics=metrics,
-        data_fingerprint=data_fingerprint,
-        pipeline_run_id=pipeline_run_id,
-        synthetic_data=synthetic_data,
-        referral=variant.get("referral"),
-    )
-    signed_by = _ensure_signed(version_dir, private_key)  # before `latest` points at it
+    private_key = _load_signing_key(signing_key) if signing_key else None
+    with tempfile.TemporaryDirectory(prefix="cxr-push-") as staging:
+        model_file = _local_copy(variant["file"], staging)
+        sha256 = edge_manifest.file_sha256(model_file)
+        latest = latest_push(destination)
+        if latest is not None and latest["manifest"].get("sha256") == sha256:
+            return {"pushed": True, "reused": True, "version_dir": latest["dir"],
+                    "sha256": sha256, "signed_by": _ensure_signed(latest["dir"], private_key),
+                    "reason": "identical to the latest push; no new version written"}  # fmt: skip
+        version = _new_version_name(destination)
+        version_dir = os.path.join(destination, VERSIONS_DIR, version)
+        local_dir = os.path.join(staging, "version")
+        edge_manifest.write_model_dir(
+            local_dir,
+            model_file,
+            class_names=class_names,
+            variant=variant["variant"],
+            metrics=metrics,
+            data_fingerprint=data_fingerprint,
+            pipeline_run_id=pipeline_run_id,
+            synthetic_data=synthetic_data,
+            referral=variant.get("referral"),
+        )
+        signed_by = _sign_local(local_dir, private_key)[0]
+        storage.upload_dir(local_dir, version_dir)  # complete before `latest` points at it
     _point_latest(destination, version)
     return {"pushed": True, "reused": False, "version_dir": version_dir, "sha256": sha256,
             "signed_by": signed_by,
@@ -90,25 +102,22 @@ def push(
 def latest_push(destination: str) -> dict | None:
     """{"dir", "manifest"} of the version `latest` points at, or None before the first push."""
     pointer = os.path.join(destination, LATEST_FILE)
-    if not os.path.isfile(pointer):
+    if not fileio.exists(pointer):
         return None
-    with open(pointer) as handle:
-        version_dir = os.path.join(destination, VERSIONS_DIR, handle.read().strip())
-    manifest_path = os.path.join(version_dir, spec.MANIFEST_FILENAME)
-    if not os.path.isfile(manifest_path):
-        return None
-    with open(manifest_path) as handle:
-        return {"dir": version_dir, "manifest": json.load(handle)}
+    version_dir = os.path.join(destination, VERSIONS_DIR,
+                               storage.read_bytes(pointer).decode("utf-8").strip())
+    manifest = storage.read_json(os.path.join(version_dir, spec.MANIFEST_FILENAME))
+    return None if manifest is None else {"dir": version_dir, "manifest": manifest}
 
 
 def examples_fingerprint(examples_uri: str) -> str:
     """sha256 over the Examples artifact's split files (names and bytes), in a stable order."""
     digest = hashlib.sha256()
-    for root, _, files in sorted(os.walk(examples_uri)):
+    for root, _, files in sorted(fileio.walk(examples_uri)):
         for name in sorted(files):
             path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, examples_uri).encode() + b"\0")
-            with open(path, "rb") as handle:
+            digest.update(storage.relative(path, examples_uri).encode() + b"\0")
+            with fileio.open(path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
     return "sha256:" + digest.hexdigest()
@@ -118,38 +127,72 @@ def _ensure_signed(version_dir: str, private_key) -> str | None:
     """Signs the version's manifest unless this key's valid signature is already there.
 
     A reused version pushed before signing was set up, or under a key since rotated, gets this
-    key's signature; returns the key id (None without a key).
+    key's signature; returns the key id (None without a key). Works on a local copy of the
+    manifest and signature (edge.signing reads and writes local files) and copies a new
+    signature back.
     """
     if private_key is None:
         return None
-    manifest_path = os.path.join(version_dir, spec.MANIFEST_FILENAME)
-    with open(manifest_path, "rb") as handle:
+    with tempfile.TemporaryDirectory(prefix="cxr-sign-") as local_dir:
+        for name in (spec.MANIFEST_FILENAME, edge_signing.SIGNATURE_FILENAME):
+            if fileio.exists(os.path.join(version_dir, name)):
+                fileio.copy(os.path.join(version_dir, name), os.path.join(local_dir, name))
+        key_id, signed_now = _sign_local(local_dir, private_key)
+        if signed_now:
+            fileio.copy(os.path.join(local_dir, edge_signing.SIGNATURE_FILENAME),
+                        os.path.join(version_dir, edge_signing.SIGNATURE_FILENAME),
+                        overwrite=True)
+    return key_id
+
+
+def _sign_local(local_dir: str, private_key) -> tuple[str | None, bool]:
+    """(key id, whether a signature was written now) for a local version folder."""
+    if private_key is None:
+        return None, False
+    with open(os.path.join(local_dir, spec.MANIFEST_FILENAME), "rb") as handle:
         manifest_bytes = handle.read()
-    signature_path = os.path.join(version_dir, edge_signing.SIGNATURE_FILENAME)
+    signature_path = Path(local_dir, edge_signing.SIGNATURE_FILENAME)
     try:
         return edge_signing.verify_manifest(
-            manifest_bytes, Path(signature_path), [private_key.public_key()]
-        )
+            manifest_bytes, signature_path, [private_key.public_key()]), False
     except edge_signing.SignatureError:
-        edge_signing.sign_manifest(version_dir, private_key, spec.MANIFEST_FILENAME)
-        return edge_signing.key_id(private_key)
+        edge_signing.sign_manifest(local_dir, private_key, spec.MANIFEST_FILENAME)
+        return edge_signing.key_id(private_key), True
+
+
+def _load_signing_key(signing_key: str):
+    # A private key is read from this machine only, never copied out of a bucket to a temp file.
+    storage.require_local(signing_key, "signing_key", "the Ed25519 private key is read from "
+                          "this machine's file system only (mount it as a secret file)")
+    return edge_signing.load_private_key(signing_key)
+
+
+def _local_copy(model_file: str, staging: str) -> str:
+    """The model as a local file: edge.manifest hashes and copies it with local file calls."""
+    if not storage.is_remote(model_file):
+        return model_file
+    local = os.path.join(staging, os.path.basename(model_file))
+    fileio.copy(model_file, local)
+    return local
 
 
 def _new_version_name(destination: str) -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     name, suffix = stamp, 1
-    while os.path.exists(os.path.join(destination, VERSIONS_DIR, name)):
+    while fileio.exists(os.path.join(destination, VERSIONS_DIR, name)):
         suffix += 1
         name = f"{stamp}-{suffix}"
     return name
 
 
 def _point_latest(destination: str, version: str) -> None:
-    # Write-then-rename so a reader never sees a half-written pointer.
+    # Write-then-rename so a reader never sees a half-written pointer (on an object store the
+    # rename is a copy, itself atomic per object).
     pointer = os.path.join(destination, LATEST_FILE)
-    with open(pointer + ".tmp", "w") as handle:
-        handle.write(version + "\n")
-    os.replace(pointer + ".tmp", pointer)
+    storage.write_text(pointer + ".tmp", version + "\n")
+    fileio.rename(pointer + ".tmp", pointer, overwrite=True)
+    if storage.is_remote(destination):
+        return  # no symbolic links on object stores: LATEST is the pointer there
     link = os.path.join(destination, LATEST_LINK)
     try:
         os.symlink(os.path.join(VERSIONS_DIR, version), link + ".tmp")
@@ -189,9 +232,7 @@ class EdgePusherExecutor(base_executor.BaseExecutor):
         )
         record["pipeline_run_id"] = run_id
         logging.info("EdgePusher: %s", record["reason"])
-        os.makedirs(pushed_model.uri, exist_ok=True)
-        with open(os.path.join(pushed_model.uri, PUSH_RECORD), "w") as handle:
-            json.dump(record, handle, indent=2)
+        storage.write_json(os.path.join(pushed_model.uri, PUSH_RECORD), record, indent=2)
         pushed_model.set_int_custom_property("pushed", int(record["pushed"]))
         if record["pushed"]:
             pushed_model.set_string_custom_property("pushed_destination", record["version_dir"])
@@ -255,8 +296,8 @@ class EdgePusher(base_component.BaseComponent):
                 quantized_model=quantized_model,
                 evaluation=evaluation,
                 examples=examples,
-                signing_key=os.path.abspath(signing_key) if signing_key else None,
-                push_destination=os.path.abspath(push_destination),
+                signing_key=storage.absolute(signing_key) if signing_key else None,
+                push_destination=storage.absolute(push_destination),
                 gate_config_json=(gate_config or GateConfig()).to_json(),
                 synthetic_data=int(synthetic_data),
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
@@ -268,8 +309,4 @@ def read_push_record(pushed_model_uri: str | None) -> dict | None:
     """push.json of an EdgePusher output ({pushed, reason, version_dir, …}), or None."""
     if not pushed_model_uri:
         return None
-    path = os.path.join(pushed_model_uri, PUSH_RECORD)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    return storage.read_json(os.path.join(pushed_model_uri, PUSH_RECORD))

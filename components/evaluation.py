@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
+from tfx.dsl.io import fileio
 
 from components import tfma_metrics
 from edge import spec
@@ -329,7 +329,7 @@ def _first_other_model_value(values: dict, metric: str, candidate: str) -> float
 
 def _confusion_matrix(evaluation_uri: str, candidate: str, num_classes: int) -> list | None:
     """Rows = true class, columns = predicted class, from MultiClassConfusionMatrixPlot."""
-    if not any(name.startswith("plots") for name in os.listdir(evaluation_uri)):
+    if not any(name.startswith("plots") for name in fileio.listdir(evaluation_uri)):
         return None
     for plots in tfma.load_plots(evaluation_uri):
         if plots.slice_key.single_slice_keys:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 
+from components import storage
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from trainer.summary_file import read_training_summary
 
@@ -58,17 +59,10 @@ def summarize(kind: str, blessed: bool | None, evaluation_uri: str | None,
 
 
 def write_model_summary(out_dir: str, summary: ModelSummary) -> str:
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, MODEL_SUMMARY_FILENAME)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(summary.to_json())
-    return path
+    return storage.write_text(os.path.join(out_dir, MODEL_SUMMARY_FILENAME), summary.to_json())
 
 
 def read_model_summary(directory: str) -> ModelSummary | None:
     """The summary in a Quantizer output directory, or None when it has none."""
-    path = os.path.join(directory, MODEL_SUMMARY_FILENAME)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return ModelSummary(**json.load(handle))
+    values = storage.read_json(os.path.join(directory, MODEL_SUMMARY_FILENAME))
+    return None if values is None else ModelSummary(**values)

@@ -22,9 +22,10 @@ import time
 
 import numpy as np
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import artifact, standard_artifacts
 
-from components import ood_images, referral_gate
+from components import ood_images, referral_gate, storage
 from edge import spec
 from edge.imageio import ImageError, load_grayscale
 from edge.latency import measure_in_fresh_process
@@ -122,6 +123,16 @@ def quantize_and_select(
     saved_model_dir: str, examples_uri: str, output_dir: str, config: QuantizerConfig
 ) -> dict:
     """Converts, scores and gates every variant; writes variants.json; returns its content."""
+    if not storage.is_remote(output_dir):
+        return _quantize_and_select(saved_model_dir, examples_uri, output_dir, output_dir, config)
+    # LiteRT opens a model by local file name: on a remote output_dir (gs://…) the variants are
+    # converted and scored in a local folder, then copied there.
+    with tempfile.TemporaryDirectory(prefix="cxr-quantizer-") as work_dir:
+        return _quantize_and_select(saved_model_dir, examples_uri, output_dir, work_dir, config)
+
+
+def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: str,
+                         work_dir: str, config: QuantizerConfig) -> dict:
     import tensorflow as tf
 
     signature = tf.saved_model.load(saved_model_dir).signatures[spec.TENSOR_SIGNATURE]
@@ -142,10 +153,10 @@ def quantize_and_select(
         reference["referral"] = referral_gate.measure(reference_outputs, referral, families)
     train = read_split(examples_uri, "train", image_size, config.representative_examples)
 
-    os.makedirs(output_dir, exist_ok=True)
+    os.makedirs(work_dir, exist_ok=True)
     rows = []
     for variant in config.variants:
-        path = os.path.join(output_dir, f"{variant}.tflite")
+        path = os.path.join(work_dir, f"{variant}.tflite")
         started = time.monotonic()
         try:
             model_bytes = convert(variant, saved_model_dir, train, config)
@@ -164,6 +175,10 @@ def quantize_and_select(
     selection = select_variant(rows, config.objective, config.latency_margin,
                                int(config.max_size_mb * 1e6) or None, config.latency_threads)
     selected = next((row for row in rows if row["variant"] == selection["selected"]), None)
+    if work_dir != output_dir:
+        for row in rows:
+            if "file" in row:
+                row["file"] = _upload(row["file"], output_dir)
     table = {
         "reference": {"runtime": f"tensorflow {tf.__version__} (SavedModel)", **reference},
         "max_f1_drop": config.max_f1_drop,
@@ -187,8 +202,7 @@ def quantize_and_select(
         "selected": selected["variant"] if selected else None,
         "selected_file": os.path.basename(selected["file"]) if selected else None,
     }
-    with open(os.path.join(output_dir, VARIANTS_FILENAME), "w") as handle:
-        json.dump(table, handle, indent=2)
+    storage.write_json(os.path.join(output_dir, VARIANTS_FILENAME), table, indent=2)
     if selected is None and config.fail_if_none_pass:
         raise NoVariantPassed(
             f"no TFLite variant can ship: {selection['reason']}\n"
@@ -542,11 +556,9 @@ def Quantizer(  # noqa: N802 (TFX component names are classes)
 
 def selected_variant(quantized_model_uri: str) -> dict | None:
     """The selected variant's row of variants.json (with its file path), or None."""
-    path = os.path.join(quantized_model_uri, VARIANTS_FILENAME)
-    if not os.path.isfile(path):
+    table = storage.read_json(os.path.join(quantized_model_uri, VARIANTS_FILENAME))
+    if table is None:
         return None
-    with open(path) as handle:
-        table = json.load(handle)
     selection = table.get("selection", {})
     for row in table.get("variants", []):
         if row["variant"] == table.get("selected"):
@@ -562,9 +574,15 @@ def _is_blessed(blessing) -> bool:
 
 
 def _write_skipped(output_dir: str, reason: str) -> None:
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, VARIANTS_FILENAME), "w") as handle:
-        json.dump({"variants": [], "selected": None, "skipped": reason}, handle, indent=2)
+    storage.write_json(os.path.join(output_dir, VARIANTS_FILENAME),
+                       {"variants": [], "selected": None, "skipped": reason}, indent=2)
+
+
+def _upload(local_file: str, output_dir: str) -> str:
+    remote = os.path.join(output_dir, os.path.basename(local_file))
+    fileio.makedirs(output_dir)
+    fileio.copy(local_file, remote, overwrite=True)
+    return remote
 
 
 def training_referral(saved_model_dir: str) -> dict:

@@ -4,23 +4,23 @@ Sections: data summary (counts per split and class, quarantined files, duplicate
 validation), training curves, confusion matrix and per-class table, Siamese embedding plots,
 attention overlays on a few test images, the TFLite variants table, and every gate with its
 threshold. Every input is optional: a missing artifact becomes a line saying so, not an error.
-The page says plainly, at the top, when the data are synthetic.
+The page says plainly, at the top, when the data are synthetic. Reads and writes go through
+tfx.dsl.io.fileio (components/storage.py), so the artifacts may live on gs:// or s3://.
 """
 
 import base64
 import dataclasses
 import datetime
-import glob
 import html
 import io
-import json
 import os
 
 import numpy as np
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import artifact, standard_artifacts
 
-from components import artifact_types
+from components import artifact_types, storage
 from components.edge_pusher import read_push_record
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.model_summary import read_model_summary
@@ -62,7 +62,7 @@ class ReportInputs:
 
 def write_report(inputs: ReportInputs, out_dir: str) -> str:
     """Writes report.html (and its PNGs) into out_dir; returns the HTML path."""
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     page = _Page(inputs.title, out_dir)
     if inputs.synthetic_data:
         page.banner(
@@ -85,10 +85,7 @@ def write_report(inputs: ReportInputs, out_dir: str) -> str:
     _embedding_section(page, inputs, training)
     _attention_section(page, inputs, class_names)
     _variants_section(page, inputs)
-    path = os.path.join(out_dir, REPORT_FILENAME)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page.render())
-    return path
+    return storage.write_text(os.path.join(out_dir, REPORT_FILENAME), page.render())
 
 
 @tfx.dsl.components.component
@@ -378,16 +375,15 @@ def _evaluation_section(page, inputs: ReportInputs) -> None:
 def _embedding_section(page, inputs: ReportInputs, training: dict | None) -> None:
     plots = dict((training or {}).get("embedding_plots") or {})
     if inputs.model_run_uri:
-        for path in sorted(glob.glob(os.path.join(inputs.model_run_uri, "embeddings_*.png"))):
+        for path in sorted(fileio.glob(os.path.join(inputs.model_run_uri, "embeddings_*.png"))):
             stage = os.path.basename(path)[len("embeddings_"):-len(".png")]
             plots.setdefault(stage, path)
-    plots = {stage: path for stage, path in plots.items() if path and os.path.isfile(path)}
+    plots = {stage: path for stage, path in plots.items() if path and fileio.exists(path)}
     if not plots:
         return  # not a Siamese run
     page.heading("Siamese embeddings")
     for stage in sorted(plots, key=lambda s: (s != "before", s)):
-        with open(plots[stage], "rb") as handle:
-            page.image(handle.read(), f"Embeddings {stage} training")
+        page.image(storage.read_bytes(plots[stage]), f"Embeddings {stage} training")
 
 
 def _attention_section(page, inputs: ReportInputs, class_names) -> None:
@@ -513,8 +509,7 @@ class _Page:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=90)
         plt.close(figure)
-        with open(os.path.join(self.out_dir, filename), "wb") as handle:
-            handle.write(buffer.getvalue())
+        storage.write_bytes(os.path.join(self.out_dir, filename), buffer.getvalue())
         self.image(buffer.getvalue(), caption)
 
     def image(self, png: bytes, caption: str) -> None:
@@ -566,7 +561,7 @@ def _count_examples(examples_uri: str, class_names) -> dict:
     import tensorflow as tf
 
     counts = {}
-    for split_dir in sorted(glob.glob(os.path.join(examples_uri, "Split-*"))):
+    for split_dir in sorted(fileio.glob(os.path.join(examples_uri, "Split-*"))):
         row = [0] * len(class_names)
         files = tf.io.gfile.glob(os.path.join(split_dir, "*"))
         for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
@@ -580,11 +575,7 @@ def _count_examples(examples_uri: str, class_names) -> dict:
 def _read_json(directory: str | None, name: str) -> dict | None:
     if not directory:
         return None
-    path = os.path.join(directory, name)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    return storage.read_json(os.path.join(directory, name))
 
 
 def _by_reason(summary: dict) -> str:

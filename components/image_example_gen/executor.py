@@ -111,8 +111,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if summary["quarantine_fraction"] > config.max_quarantine_fraction:
             evidence = None
             if exec_properties.get(EVIDENCE_DIR):
-                evidence = os.path.join(exec_properties[EVIDENCE_DIR], self._run_label())
-                write_quarantine_report(evidence, rejected_entries)
+                evidence = write_quarantine_evidence(exec_properties[EVIDENCE_DIR],
+                                                     self._run_label(), rejected_entries)
             raise QuarantineExceeded(
                 quarantine_failure_message(summary, config.max_quarantine_fraction,
                                            rejected_entries, evidence))
@@ -146,7 +146,7 @@ def build_summary(config, class_names, ignored_folders, split_names, indexed, re
         "class_names": class_names,
         "missing_class_folders": [
             name for name in class_names
-            if not os.path.isdir(os.path.join(config.input_base, name))
+            if not fileio.isdir(os.path.join(config.input_base, name))
         ],
         "ignored_folders": ignored_folders,
         "split_ratios": [[name, weight] for name, weight in config.split_ratios],
@@ -167,6 +167,13 @@ def build_summary(config, class_names, ignored_folders, split_names, indexed, re
             "members": groups,
         },
     }
+
+
+def write_quarantine_evidence(evidence_root, run_label, entries):
+    """The quarantine report under <evidence_root>/<run_label> (any fileio path); its folder."""
+    evidence = os.path.join(evidence_root, run_label)
+    write_quarantine_report(evidence, entries)
+    return evidence
 
 
 def write_quarantine_report(uri, entries):

@@ -14,7 +14,9 @@ import os
 
 import numpy as np
 from PIL import Image
+from tfx.dsl.io import fileio
 
+from components import storage
 from edge import imageio
 
 # Ingest-level quarantine reason on top of edge.imageio.REASONS: the same pixels filed under
@@ -31,11 +33,11 @@ def resolve_class_names(input_base, class_names=None):
 
     Without configured names the class folders found, sorted, are the classes.
     """
-    if not os.path.isdir(input_base):
+    if not fileio.isdir(input_base):
         raise FileNotFoundError(f"input_base {input_base!r} is not a folder")
     folders = sorted(
-        entry.name for entry in os.scandir(input_base)
-        if entry.is_dir() and not entry.name.startswith(".")
+        name.rstrip("/") for name in fileio.listdir(input_base)
+        if fileio.isdir(os.path.join(input_base, name)) and not name.startswith(".")
     )
     if class_names:
         names = list(class_names)
@@ -54,12 +56,12 @@ def list_class_files(input_base, class_names):
     files = []
     for label, name in enumerate(class_names):
         class_dir = os.path.join(input_base, name)
-        if not os.path.isdir(class_dir):
+        if not fileio.isdir(class_dir):
             continue  # a missing class is the validator's finding, not a crash here
         images_dir = os.path.join(class_dir, "images")
-        root = images_dir if os.path.isdir(images_dir) else class_dir
+        root = images_dir if fileio.isdir(images_dir) else class_dir
         for path in _walk_files(root):
-            files.append((os.path.relpath(path, input_base), label))
+            files.append((storage.relative(path, input_base), label))
     return sorted(files)
 
 
@@ -72,8 +74,11 @@ def decode_file(input_base, relative_path, label, class_names, max_side=0,
     in any other way (reason decode_failed; the traceback is logged at DEBUG).
     """
     try:
-        gray = imageio.load_grayscale(os.path.join(input_base, relative_path),
-                                      max_pixels=max_pixels)
+        path = os.path.join(input_base, relative_path)
+        # edge.imageio reads local paths only; a remote file (gs://…) is handed over as bytes
+        # (DICOM is then recognised by its DICM preamble, not by a .dcm suffix).
+        source = storage.read_bytes(path) if storage.is_remote(path) else path
+        gray = imageio.load_grayscale(source, max_pixels=max_pixels)
         height, width = gray.shape
         record = {
             "path": relative_path,
@@ -154,7 +159,10 @@ def encode_png(gray):
 
 
 def _walk_files(root):
-    for folder, subfolders, filenames in os.walk(root):
+    # os.walk locally: it does not descend into symbolic links to folders (gfile's walk does,
+    # and a hostile tree could loop); a remote tree has no links.
+    walk = fileio.walk if storage.is_remote(root) else os.walk
+    for folder, subfolders, filenames in walk(root):
         subfolders[:] = sorted(
             d for d in subfolders if not d.startswith(".") and d not in IGNORED_FOLDERS
         )
