@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from components import storage
 from edge import spec
 
 PIPELINE_NAME = "cxr-edge"
@@ -26,6 +27,9 @@ class PipelineConfig:
     pipeline_root: str = str(REPO_ROOT / "demo-run" / "pipeline")
     # Where the Pusher writes; default <pipeline_root>/serving.
     serving_dir: str = ""
+    # The local/Beam runners' MLMD store (SQLite); default <pipeline_root>/metadata.sqlite. SQLite
+    # opens a local file: with a gs:// or s3:// pipeline root, set a local path here.
+    metadata_db: str = ""
     # Comma-separated in the environment: "attention" or "baseline,attention,siamese".
     models: tuple[str, ...] = ("attention",)
     class_names: tuple[str, ...] = ()  # empty: the folder names found, sorted
@@ -71,7 +75,15 @@ class PipelineConfig:
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.pipeline_root, "metadata.sqlite")
+        return self.metadata_db or os.path.join(self.pipeline_root, "metadata.sqlite")
+
+    def local_metadata_path(self) -> str:
+        """metadata_path, or a clear error when it is remote (for the local and Beam runners;
+        Kubeflow keeps its own store)."""
+        return storage.require_local(
+            self.metadata_path, "the MLMD store",
+            "SQLite opens a local file; with a remote pipeline root set CXR_METADATA_DB "
+            "(metadata_db) to a local path")
 
     @property
     def serving_model_dir(self) -> str:

@@ -16,6 +16,7 @@ from pipelines.pipeline import create_pipeline
 
 def run(config: PipelineConfig | None = None):
     config = config or PipelineConfig.from_env()
+    config.local_metadata_path()  # fails fast, naming the path, when it is gs:// or s3://
     return tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
 
 

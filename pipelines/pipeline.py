@@ -15,6 +15,7 @@ import os
 
 from tfx import v1 as tfx
 
+from components import storage
 from components.edge_pusher import EdgePusher
 from components.evaluation import GateConfig, build_eval_config
 from components.image_example_gen.component import ImageExampleGen
@@ -129,8 +130,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_root=config.pipeline_root,
         components=components,
         enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
+        # None on a remote store: only Kubeflow, which keeps its own, can run that pipeline
+        # (the local and Beam runners call config.local_metadata_path() and say why).
+        metadata_connection_config=None if storage.is_remote(config.metadata_path) else
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path),
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
 
