@@ -4,27 +4,37 @@
 Hyperparameters come from `custom_config` (see `trainer.config.TrainConfig`). Writes the
 SavedModel to `fn_args.serving_model_dir` and `training_summary.json` beside saved_model.pb;
 Siamese embedding plots go to `fn_args.model_run_dir`.
+
+When TF_CONFIG names several workers (Vertex AI, Kubeflow), every worker runs run_fn: they
+train together under MultiWorkerMirroredStrategy (trainer/distribution.py); only the chief fits
+the referral and writes the SavedModel and summary, the others write nothing.
 """
 
 
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from trainer import data, referral, summary_file
+from trainer import data, distribution, referral, summary_file
 from trainer.config import TrainConfig
 from trainer.export import export_saved_model
 from trainer.train import train
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    # First, before TensorFlow runs any op: a multi-worker strategy configures collectives.
+    strategy = distribution.strategy_from_environment()
     config = TrainConfig.from_custom_config(fn_args.custom_config)
     print(f"training {config.model} at {config.image_size} px on {config.class_names}")
     train_split = data.load_split(fn_args.train_files, config.image_size, config.num_classes)
     eval_split = data.load_split(fn_args.eval_files, config.image_size, config.num_classes)
     plot_split = _test_split_if_any(fn_args.eval_files, config) if config.model == "siamese" \
         else None
-    result = train(config, train_split, eval_split,
-                   plot_split=plot_split or eval_split, plot_dir=fn_args.model_run_dir)
+    result = train(config, train_split, eval_split, plot_split=plot_split or eval_split,
+                   plot_dir=fn_args.model_run_dir, strategy=strategy)
+    if not distribution.is_chief(strategy):
+        print("trained as a non-chief worker; the chief exports the model")
+        distribution.barrier(strategy)  # stay up until the chief has exported
+        return
     if plot_split is None and config.model == "siamese":
         result.summary["embedding_plot_split"] = "eval"
     elif config.model == "siamese":
@@ -42,6 +52,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     summary_file.write_training_summary(fn_args.serving_model_dir, result.summary)
     print(f"exported to {fn_args.serving_model_dir}: best eval macro F1 "
           f"{result.summary['best_eval_macro_f1']:.4f} at epoch {result.summary['best_epoch']}")
+    distribution.barrier(strategy)  # the other workers wait for this (no-op on one machine)
 
 
 def _test_split_if_any(eval_patterns, config: TrainConfig):

@@ -6,6 +6,14 @@ AdamW with decoupled weight decay, label smoothing, one warmup epoch then cosine
 inverse-frequency class weights. After each epoch the eval split is scored with the shared
 `metrics.macro_f1`; the best epoch's weights are kept and training stops early when the score
 has not improved for `early_stopping_patience` epochs. The test split is never looked at here.
+
+Under several workers (trainer/distribution.py) the classifiers train under
+MultiWorkerMirroredStrategy with the same code: the model is built and compiled in the
+strategy's scope, every worker runs the per-epoch callback in lockstep (its BatchNorm
+recalibration and eval scoring read all-reduced variables), and the decisions it takes (best
+epoch, early stop, time budget) use the chief's numbers so that all workers stop together.
+The returned model is a plain local copy, so what follows training (referral fit, export) runs
+on the chief alone.
 """
 
 import dataclasses
@@ -20,7 +28,7 @@ import tf_keras
 from tf_keras import layers
 
 from edge import spec
-from trainer import data, metrics
+from trainer import data, distribution, metrics
 from trainer.config import TrainConfig
 from trainer.models import build_model, siamese
 from trainer.tfa_compat import tfa
@@ -33,14 +41,28 @@ class TrainResult:
 
 
 def train(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
-          plot_split: data.Split | None = None, plot_dir: str | None = None) -> TrainResult:
-    """Trains the configured model; returns it with the best eval-F1 weights restored."""
+          plot_split: data.Split | None = None, plot_dir: str | None = None,
+          strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """Trains the configured model; returns it with the best eval-F1 weights restored.
+
+    strategy: distribution.strategy_from_environment() (the default: one machine)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    multi_worker = distribution.is_multi_worker(strategy)
+    if multi_worker and config.model == "siamese":
+        raise ValueError(
+            "multi-worker training (TF_CONFIG names several workers) supports the baseline and "
+            "attention models, not siamese: its triplet loss mines negatives within a batch, "
+            "which each step would split across workers, and its class-balanced batches come "
+            "from a Python generator; train the Siamese model on one machine")
     tf_keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
     if config.model == "siamese":
         result = _train_siamese(config, train_split, eval_split, plot_split, plot_dir)
     else:
-        result = _train_classifier(config, train_split, eval_split)
+        result = _train_classifier(config, train_split, eval_split, strategy)
+    if multi_worker:
+        result.model = _local_copy(result.model, config)
+    result.summary["replicas_in_sync"] = strategy.num_replicas_in_sync
     result.summary["train_seconds"] = round(time.monotonic() - started, 1)
     result.summary["train_examples"] = len(train_split)
     result.summary["eval_examples"] = len(eval_split)
@@ -49,16 +71,18 @@ def train(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
     return result
 
 
-def _train_classifier(config: TrainConfig, train_split: data.Split,
-                      eval_split: data.Split) -> TrainResult:
-    model, classifier = compiled_classifier(config, len(train_split))
+def _train_classifier(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
+                      strategy: tf.distribute.Strategy) -> TrainResult:
+    with strategy.scope():  # the default strategy's scope on one machine: no change
+        model, classifier = compiled_classifier(config, len(train_split))
 
     def predict_eval_labels():
         probabilities = classifier.predict(eval_split.images, batch_size=64, verbose=0)
         return probabilities.argmax(axis=1)
 
     selector = EvalMacroF1Selector(config, classifier, train_split, eval_split,
-                                   predict_eval_labels)
+                                   predict_eval_labels, strategy)
+    # Each worker builds the same seeded dataset; Keras shards each global batch across them.
     dataset = data.training_dataset(train_split, config.batch_size, config.seed,
                                     config.augment_shift, config.augment_flip, config.num_classes)
     weights = (data.class_weights(train_split.labels, config.num_classes)
@@ -66,6 +90,18 @@ def _train_classifier(config: TrainConfig, train_split: data.Split,
     classifier.fit(dataset, epochs=config.epochs, class_weight=weights,
                    callbacks=[selector], verbose=config.verbose)
     return TrainResult(model, selector.summary())
+
+
+def _local_copy(model: tf_keras.Model, config: TrainConfig) -> tf_keras.Model:
+    """The trained model rebuilt outside the strategy, holding the same weights.
+
+    A distributed model's predict and save run collectives that every worker must join; the
+    copy lets the chief fit the referral and export alone. get_weights reads all-reduced
+    BatchNorm statistics, so every worker calls this, once, right after training."""
+    weights = model.get_weights()
+    copy = build_model(config)
+    copy.set_weights(weights)
+    return copy
 
 
 def _train_siamese(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
@@ -183,8 +219,10 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
     stop early on a plateau or when the time budget is spent; restore the best at the end."""
 
     def __init__(self, config: TrainConfig, model: tf_keras.Model, train_split: data.Split,
-                 eval_split: data.Split, predict_eval_labels: Callable[[], np.ndarray]):
+                 eval_split: data.Split, predict_eval_labels: Callable[[], np.ndarray],
+                 strategy: tf.distribute.Strategy | None = None):
         super().__init__()
+        self.strategy = strategy or tf.distribute.get_strategy()
         self.config = config
         self.network = model
         self.train_split = train_split
@@ -206,9 +244,10 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
             self.config.batch_size, self.rng, self.bn_forward)
         report = metrics.f1_report(self.eval_split.labels, self.predict_eval_labels(),
                                    self.config.class_names)
-        f1 = report["macro_f1"]
+        # The chief's score and clock on every worker: all take the same decisions below.
+        f1 = distribution.from_chief(self.strategy, report["macro_f1"])
         logs["eval_macro_f1"] = f1
-        elapsed = time.monotonic() - self.started
+        elapsed = distribution.from_chief(self.strategy, time.monotonic() - self.started)
         self.history.append({"epoch": epoch + 1, "seconds": round(elapsed, 1),
                              **{k: float(v) for k, v in logs.items()}})
         if f1 > self.best_f1:
