@@ -29,9 +29,12 @@ MODEL_KINDS = ("attention", "baseline")
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 INT8_RATIO_GOAL = 0.5  # int8 median latency ≤ 0.5 × float32 at 224 px, 1 thread (issue 12)
 SELECTION_MARGIN = 0.10  # the Quantizer's default noise margin
-# The sources whose change makes cached conversions stale.
-SOURCES = ("components/quantizer.py", "trainer/models/backbone.py",
-           "trainer/models/baseline.py", "trainer/models/attention.py", "trainer/export.py")
+# The sources whose change makes cached conversions stale: the model code, the export, and the
+# Quantizer's conversion functions (not the whole quantizer.py, which changes for other reasons).
+SOURCES = ("trainer/models/backbone.py", "trainer/models/baseline.py",
+           "trainer/models/attention.py", "trainer/export.py")
+CONVERSION = ("convert", "_convert_saved_model", "_convert_int8_keeping_float_layers",
+              "_in_float_layer")
 
 
 def measure(work_dir: str, edge_python: str, size: int = 224, threads=(1, 2, 4),
@@ -169,7 +172,13 @@ def _phantom(size: int, class_name: str, index: int) -> np.ndarray:
 
 
 def _source_stamp(size: int) -> str:
-    digest = hashlib.sha256(f"size={size}".encode())
+    import inspect
+
+    from components import quantizer
+
+    digest = hashlib.sha256(f"size={size} float={quantizer.FLOAT_LAYERS}".encode())
     for source in SOURCES:
         digest.update((REPO_ROOT / source).read_bytes())
+    for name in CONVERSION:
+        digest.update(inspect.getsource(getattr(quantizer, name)).encode())
     return digest.hexdigest()

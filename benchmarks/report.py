@@ -14,8 +14,17 @@ def render(results: dict) -> str:
     out = ["# cxr-edge benchmarks", ""]
     if results["mode"] != "full":
         out += [f"> **{results['mode'].upper()}** — numbers from `run_all.py --quick`.", ""]
-    out += ["Written by `make bench` (`benchmarks/run_all.py`); every number below was measured "
-            "in that one run (`results.json` holds them all). Data: SYNTHETIC demo phantoms.", ""]
+    if results.get("updates"):
+        again = sorted({t for u in results["updates"] for t in u["topics"]})
+        out += ["Written by `make bench` (`benchmarks/run_all.py`; `results.json` holds every "
+                "number). Every number below was measured in the run described under Machine, "
+                f"except the topics {', '.join(again)}, re-measured later with `--update` (when, "
+                "under what load and on which code: below); each replaced its earlier numbers "
+                "whole. Data: SYNTHETIC demo phantoms.", ""]
+    else:
+        out += ["Written by `make bench` (`benchmarks/run_all.py`); every number below was "
+                "measured in that one run (`results.json` holds them all). Data: SYNTHETIC "
+                "demo phantoms.", ""]
     out += _machine(results["machine"], results)
     out += _goals(results)
     out += _deploy(results.get("deploy"))
@@ -61,6 +70,14 @@ def _machine(m, results) -> list[str]:
                 + ", ".join(m["git_uncommitted_py"]) if m.get("git_uncommitted_py") else
                 "; no uncommitted .py files")]]
     lines = ["## Machine", ""] + _table(["", ""], rows)
+    for update in results.get("updates", []):
+        code = f"commit {update.get('git_commit')}" + (
+            "; uncommitted .py files: " + ", ".join(update["git_uncommitted_py"])
+            if update.get("git_uncommitted_py") else "; no uncommitted .py files")
+        lines += [f"**Re-measured {update['date_utc']} UTC** with `--update`: "
+                  f"{', '.join(update['topics'])}; load average {update['load_average_at_start']}"
+                  f" → {update['load_average_at_end']}; {update['wall_s'] / 60:.1f} min; {code}.",
+                  ""]
     busiest = max(m["load_average_at_start"][0], (m.get("load_average_at_end") or [0])[0])
     if busiest > m["affinity_cores"]:
         lines += [f"**The machine was shared** (1-minute load average up to {busiest} on "
@@ -147,7 +164,7 @@ def _latency(latency, machine, size=None) -> list[str]:
                   "The pipeline's Quantizer timed its variants itself (`python -m edge.latency`, "
                   "fresh process each) and chose by its objective; the check below re-judges "
                   "the choice with this benchmark's timing of the variants that passed the "
-                  "F1 gate, at the Quantizer's thread count and margin.", ""]
+                  "Quantizer's gate, at the Quantizer's thread count and margin.", ""]
         lines += _table(["model", "objective", "shipped", "its median ms here",
                          "fastest passing here", "its median ms", "Quantizer's own ms",
                          "verdict", "Quantizer's reason"],
@@ -218,7 +235,8 @@ def _deploy(deploy) -> list[str]:
                             else "informational")] for r in ratios])
     lines += ["### What the Quantizer's rule would ship at this size", "",
               "`components.quantizer.select_variant` (objective fastest, 10% margin, no size "
-              "budget) on the medians above, assuming every variant passes the F1 gate:", ""]
+              "budget) on the medians above, assuming every variant passes the Quantizer's "
+              "gate:", ""]
     lines += _table(["model", "threads", "ships", "reason"],
                     [[c["model"], c["threads"], c["selected"], c["reason"]]
                      for c in deploy["selection"]])

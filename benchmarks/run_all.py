@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run_all.py --quick         # tiny data, few runs (smoke test)
     .venv/bin/python benchmarks/run_all.py --image-size 224   # train at the real input size
     .venv/bin/python benchmarks/run_all.py --skip latency --skip footprint --skip training \
-        --skip ingest --skip demo                          # only the 224 px latency (~10 min)
+        --skip ingest --skip demo --skip serve --update    # re-measure only the 224 px latency
 
 0. edge latency at the deployment resolution (224 px, untrained real models): every variant at
    1, 2 and 4 threads, size, int8/float32 ratio, cold start, the Quantizer's pick
@@ -105,12 +105,15 @@ def main(argv=None) -> int:
 
     os.makedirs(args.out_dir, exist_ok=True)
     json_path = os.path.join(args.out_dir, "results.json")
+    if args.update and os.path.isfile(json_path):
+        with open(json_path) as handle:
+            results = _merge(json.load(handle), results)
     with open(json_path, "w") as handle:
         json.dump(results, handle, indent=2, default=str)
     md_path = os.path.join(args.out_dir, "RESULTS.md")
     with open(md_path, "w") as handle:
         handle.write(report.render(results) + serve_load.render_markdown(results))
-    print(f"bench: wrote {md_path} and {json_path} in {results['bench_wall_s'] / 60:.1f} min"
+    print(f"bench: wrote {md_path} and {json_path} in {(time.monotonic() - started) / 60:.1f} min"
           + (f"; failed topics: {sorted(results['errors'])}" if results["errors"] else ""))
     return 1 if results["errors"] else 0
 
@@ -151,6 +154,9 @@ def _parser():
     parser.add_argument("--serve-clients", default="1,4,16,50", help="concurrent clients")
     parser.add_argument("--serve-requests", type=int, help="uploads per round (100)")
     parser.add_argument("--skip", action="append", default=[], choices=TOPICS)
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other topics of the existing results.json and replace "
+                             "only those measured now (e.g. one re-measured at low load)")
     parser.add_argument("--out-dir", help="where results.json and RESULTS.md go "
                                           "(default benchmarks/)")
     return parser
@@ -185,13 +191,41 @@ def _apply_sizing(args):
 
 
 def _topic(results, name, measure):
-    """Runs one topic; a failure is recorded (with its traceback's tail) and the run goes on."""
+    """Runs one topic; a failure is recorded (with its traceback's tail) and the run goes on.
+    When and under what load each topic ran is recorded with it (the machine is shared)."""
+    started, load = time.monotonic(), [round(x, 2) for x in os.getloadavg()]
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     try:
         return measure()
     except Exception as err:  # noqa: BLE001
         traceback.print_exc()
         results["errors"][name] = f"{type(err).__name__}: {err}"
         return None
+    finally:
+        results.setdefault("measured", {})[name] = {
+            "date_utc": when, "wall_s": round(time.monotonic() - started, 1),
+            "load_average_start": load,
+            "load_average_end": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _merge(previous: dict, update: dict) -> dict:
+    """--update: the topics measured now replace theirs whole; the others stay as they were."""
+    measured = sorted(update.get("measured", {}))
+    merged = dict(previous)
+    for name in measured:
+        merged[name] = update.get(name)
+        merged.setdefault("measured", {})[name] = update["measured"][name]
+        merged.setdefault("errors", {}).pop(name, None)
+        if name in update["errors"]:
+            merged["errors"][name] = update["errors"][name]
+    merged.setdefault("updates", []).append({
+        "date_utc": update["machine"]["date_utc"], "topics": measured,
+        "load_average_at_start": update["machine"]["load_average_at_start"],
+        "load_average_at_end": update["machine"]["load_average_at_end"],
+        "git_commit": update["machine"].get("git_commit"),
+        "git_uncommitted_py": update["machine"].get("git_uncommitted_py"),
+        "wall_s": update["bench_wall_s"], "settings": update["settings"]})
+    return merged
 
 
 def _serve_model(args, bench) -> str:
