@@ -77,11 +77,12 @@ class QuantizerConfig:
     # Latency as the device will see it: its thread count (1 here: the 2-core build machine
     # runs other work, and the F1 gate runs at 1; 4 for a Raspberry Pi 4's four cores), each
     # variant in a fresh process, warmup untimed runs, then the median of latency_runs, in
-    # latency_rounds interleaved rounds (the least-disturbed round counts: load only adds time).
+    # latency_rounds interleaved rounds (the least-disturbed round counts: load only adds time;
+    # with 2, float32 and float16 of one model once differed by 30% under a load of 3).
     latency_threads: int = 1
     latency_warmup: int = 5
     latency_runs: int = 30
-    latency_rounds: int = 2
+    latency_rounds: int = 3
     max_test_examples: int | None = None
     class_names: tuple[str, ...] = spec.CLASS_NAMES
     qat_epochs: int = 2

@@ -38,8 +38,8 @@ def test_standard_variants_are_scored_with_litert_timed_apart_and_the_fastest_pa
         assert row["runtime"].startswith("ai-edge-litert")
         assert os.path.getsize(row["file"]) == row["size_bytes"]
         assert set(row["per_class_f1"]) == set(evalkit.CLASS_NAMES)
-        # Timed in two fresh processes (edge.latency), the less disturbed round counted.
-        assert row["latency_threads"] == 1 and len(row["latency_round_medians_ms"]) == 2
+        # Timed in three fresh processes (edge.latency), the least disturbed round counted.
+        assert row["latency_threads"] == 1 and len(row["latency_round_medians_ms"]) == 3
         assert row["latency_ms"] == min(row["latency_round_medians_ms"]) > 0
     assert rows["int8"]["input_dtype"] == "float32"  # int8 inside, float32 I/O for the device
     assert {name: row["quantization"] for name, row in rows.items()} == {
