@@ -3,7 +3,8 @@
     cxr-edge classify --model DIR_OR_TFLITE IMAGES_OR_FOLDERS... [--format table|json|csv]
     cxr-edge bench --model M [--threads N] [--runs N]
     cxr-edge info --model M
-    cxr-edge export-android --model DIR --out FILE   (needs the android extra)
+    cxr-edge export-android --model DIR --out FILE [--ood-threshold S] [--refer-below P]
+        (needs the android extra; writes FILE and its referral record NAME.referral.json)
     cxr-edge keygen --out DIR | cxr-edge sign --model DIR --key PEM   (the signing extra)
     cxr-edge serve --model DIR [--host H] [--port P] [--data-dir D]   (the serve extra)
 
@@ -336,14 +337,17 @@ def _describe_tensor(tensor: dict) -> str:
 
 
 def export_android_command(args) -> int:
-    from edge.android import export_android  # the android extra: imported only here
+    # the android extra: imported only here
+    from edge.android import export_android, referral_path
 
     try:
-        out = export_android(args.model, args.out)
+        out = export_android(args.model, args.out, ood_threshold=args.ood_threshold,
+                             refer_below=args.refer_below)
     except ImportError as err:
         print(f"cxr-edge: {err}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"cxr-edge: wrote {out} (TFLite metadata for MediaPipe/LiteRT ImageClassifier)",
+    print(f"cxr-edge: wrote {out} (TFLite metadata for MediaPipe/LiteRT ImageClassifier) and "
+          f"{referral_path(out)} (the referral rule and thresholds for the app)",
           file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
@@ -466,7 +470,21 @@ def _parser() -> argparse.ArgumentParser:
         export_android_command,
         "write a copy with TFLite metadata for Android's ImageClassifier (android extra)",
     )
-    android.add_argument("--out", required=True, help="the .tflite file to write")
+    android.add_argument(
+        "--out", required=True,
+        help="the .tflite file to write; its referral record goes next to it "
+        "(NAME.referral.json)",
+    )
+    android.add_argument(
+        "--ood-threshold", type=float, default=None, metavar="S",
+        help="baked into the model: the referral category when the OOD score is above S; "
+        "default: the manifest's (1.0)",
+    )
+    android.add_argument(
+        "--refer-below", type=float, default=None, metavar="P",
+        help="the app's low-confidence threshold, written to the referral record; "
+        "default: the manifest's referral threshold",
+    )
     return parser
 
 

@@ -47,3 +47,12 @@ OOD_SCORE_KEY = "ood_score"
 SERVING_SIGNATURE = "serving_default"  # encoded image bytes in
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in (TFMA Evaluator)
 TENSOR_SIGNATURE = "serving_tensor"  # preprocessed float tensor in (TFLite conversion)
+
+# `cxr-edge export-android` (edge/android.py). MediaPipe's ImageClassifier reads one
+# classification output, so a model with an OOD score gets one more category, last, folded
+# into the graph: score 1 (and every class 0) when ood_score > ood_threshold, else 0 (and the
+# class probabilities unchanged). The low-confidence rule (top score < refer_below) is the
+# app's, from the JSON written next to the model (<name>.referral.json).
+ANDROID_REFER_CATEGORY = "refer_out_of_distribution"
+ANDROID_REFERRAL_SUFFIX = ".referral.json"
+ANDROID_REFERRAL_FORMAT = 1

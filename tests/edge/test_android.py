@@ -1,5 +1,8 @@
-"""cxr-edge export-android: MediaPipe's ImageClassifier (Android's twin) agrees with cxr-edge."""
+"""cxr-edge export-android: MediaPipe's ImageClassifier (Android's twin) agrees with cxr-edge,
+class scores and the ok/refer decision (the referral category plus the app's low-confidence
+rule from the referral record)."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -7,9 +10,65 @@ import pytest
 from PIL import Image
 
 from edge import cli, spec
+from edge.android import LUMA_WEIGHTS, referral_path
+from edge.classifier import (
+    REASON_LOW_CONFIDENCE,
+    REASON_OUT_OF_DISTRIBUTION,
+    STATUS_OK,
+    STATUS_REFER,
+    Classifier,
+    ClassifierOptions,
+)
 from edge.manifest import write_model_dir
 from tests.edge.conftest import radiograph_like
-from tests.edge.golden import model_path
+from tests.edge.golden import DATA_DIR, model_path
+
+# Golden model (tests/edge/make_golden_models.py): ood_score = mean level / 100; the top
+# probability grows with the brightness difference between the left and the right half.
+REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"
+REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6, "method": "test", "temperature": 1.0}
+SIZE = 32  # the golden models' input size: no resize on either side
+
+
+def app_decision(categories, record) -> tuple[str, str | None]:
+    """What the README tells an Android app to do with ImageClassifier's answer and the
+    referral record written next to the model."""
+    top = max(categories, key=lambda category: category.score)
+    if record["refer_category"] is not None and top.category_name == record["refer_category"]:
+        return "refer", "out_of_distribution"
+    if top.score < record["refer_below"]:
+        return "refer", "low_confidence"
+    return "ok", None
+
+
+def rgb(gray: np.ndarray):
+    from mediapipe import Image as MpImage
+    from mediapipe import ImageFormat
+
+    return MpImage(image_format=ImageFormat.SRGB, data=np.ascontiguousarray(np.dstack([gray] * 3)))
+
+
+def image_classifier(path):
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.ImageClassifierOptions(
+        base_options=BaseOptions(model_asset_path=str(path)), max_results=-1
+    )
+    return vision.ImageClassifier.create_from_options(options)
+
+
+def test_the_rgb_to_gray_convolution_is_exact_on_gray_images():
+    """A gray RGB image must reach the model as the very gray input cxr-edge feeds: float32
+    (0.299, 0.587, 0.114) sum to 1 - 6e-8, which flipped an int8 model's input quantization
+    (top class 0.76 -> 0.70 on a demo phantom)."""
+    weights = np.asarray(LUMA_WEIGHTS, np.float32)
+    levels = np.arange(256, dtype=np.float32)
+    for order in ((0, 1, 2), (2, 1, 0), (1, 0, 2)):  # any accumulation order
+        a, b, c = (weights[i] * levels for i in order)
+        np.testing.assert_array_equal((a + b) + c, levels)
+    assert abs(sum(LUMA_WEIGHTS) - 1.0) == 0.0
+    assert np.allclose(LUMA_WEIGHTS, (0.299, 0.587, 0.114), atol=1e-5)  # still ITU-R 601-2
 
 
 def test_int8_input_is_refused_before_mediapipe_is_needed(tmp_path, capsys):
@@ -38,6 +97,8 @@ def test_image_classifier_returns_cxr_edge_scores(variant, tmp_path, capsys):
     assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported)]) == 0
     assert cli.main(["classify", "--model", str(pushed), str(images), "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
+    record = json.loads(referral_path(exported).read_text())  # no OOD score: no 5th category
+    assert record["categories"] == list(spec.CLASS_NAMES) and record["refer_category"] is None
 
     options = vision.ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=str(exported)), max_results=len(spec.CLASS_NAMES)
@@ -52,3 +113,72 @@ def test_image_classifier_returns_cxr_edge_scores(variant, tmp_path, capsys):
             for category in categories:  # labels came from the metadata
                 expected = record["probabilities"][category.category_name]
                 assert abs(category.score - expected) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"ood_threshold": 2.0, "refer_below": 0.9}], ids=["manifest", "overridden"]
+)
+def test_image_classifier_gives_the_referral_decision_of_cxr_edge(overrides, tmp_path, capsys):
+    """The built-in OOD set and in-distribution images through MediaPipe's ImageClassifier:
+    images cxr-edge refers as out of distribution come back as the referral category (score 1,
+    classes 0), the others with cxr-edge's probabilities, and the app's rule on that answer
+    gives cxr-edge's status and reason on every image."""
+    pytest.importorskip("mediapipe")
+    from components import ood_images  # numpy + Pillow only, like the edge
+
+    pushed = tmp_path / "pushed"
+    write_model_dir(pushed, REFERRAL_MODEL, variant="float32", referral=REFERRAL)
+    exported = tmp_path / "cxr.tflite"
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in overrides.items()]
+    assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported),
+                     *flags]) == 0  # fmt: skip
+    assert "cxr.referral.json" in capsys.readouterr().err
+    record = json.loads((tmp_path / "cxr.referral.json").read_text())
+    assert record["model_sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
+    assert record["categories"] == [*spec.CLASS_NAMES, spec.ANDROID_REFER_CATEGORY]
+    assert record["ood_threshold"] == overrides.get("ood_threshold", REFERRAL["ood_threshold"])
+    assert record["refer_below"] == overrides.get("refer_below", REFERRAL["refer_below"])
+
+    images = [(family, pixels) for family, _, pixels in ood_images.generate(SIZE)]
+    for left in (0, 40, 90, 150, 190):  # dark (in distribution for this model), sure and unsure
+        for right in (0, 10, 30):
+            pixels = np.full((SIZE, SIZE), right, np.uint8)
+            pixels[:, : SIZE // 2] = left
+            images.append(("in_distribution", pixels))
+    classifier = Classifier.open(pushed, ClassifierOptions(**overrides))
+    outcomes = {}
+    with image_classifier(exported) as android:
+        for family, pixels in images:
+            expected = classifier.classify(pixels)
+            categories = android.classify(rgb(pixels)).classifications[0].categories
+            scores = {category.category_name: category.score for category in categories}
+            assert sorted(scores) == sorted(record["categories"])
+            near_a_threshold = (abs(expected.ood_score - classifier.ood_threshold) < 1e-4
+                                or abs(expected.top_probability - classifier.refer_below) < 1e-4)
+            if near_a_threshold:  # a last-bit difference may fall either side: not comparable
+                continue
+            decision = (expected.status, expected.reason)
+            outcomes.setdefault(decision, set()).add(family)
+            assert app_decision(categories, record) == decision, family
+            if expected.reason == REASON_OUT_OF_DISTRIBUTION:
+                assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 1.0
+                assert set(scores.values()) == {0.0}
+            else:
+                assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 0.0
+                probabilities = dict(zip(expected.class_names, expected.probabilities.tolist(),
+                                         strict=True))  # fmt: skip
+                assert scores == pytest.approx(probabilities, abs=1e-5)
+    # Every outcome occurs, out-of-distribution ones among the built-in OOD set.
+    assert set(outcomes) == {(STATUS_OK, None), (STATUS_REFER, REASON_LOW_CONFIDENCE),
+                             (STATUS_REFER, REASON_OUT_OF_DISTRIBUTION)}  # fmt: skip
+    assert outcomes[(STATUS_REFER, REASON_OUT_OF_DISTRIBUTION)] - {"in_distribution"}
+    assert "in_distribution" in outcomes[(STATUS_OK, None)]
+
+
+def test_a_referral_category_name_clash_is_refused(tmp_path, capsys):
+    pushed = tmp_path / "pushed"
+    classes = (*spec.CLASS_NAMES[:3], spec.ANDROID_REFER_CATEGORY)
+    write_model_dir(pushed, REFERRAL_MODEL, variant="float32", class_names=classes)
+    code = cli.main(["export-android", "--model", str(pushed), "--out", str(tmp_path / "a")])
+    assert code == cli.EXIT_USAGE
+    assert spec.ANDROID_REFER_CATEGORY in capsys.readouterr().err
