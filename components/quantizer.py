@@ -35,13 +35,39 @@ from trainer import metrics
 from trainer.summary_file import read_training_summary
 
 VARIANTS_FILENAME = "variants.json"
-ALL_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io", "qat")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How one variant is made: the converter's settings and the model's I/O type.
+
+    Every recipe goes through the same gate (macro F1 within max_f1_drop of float32, plus the
+    referral checks when the model has a referral head)."""
+
+    name: str
+    description: str
+    optimize: bool = False  # tf.lite.Optimize.DEFAULT: quantize weights at least
+    weight_type: str | None = None  # "float16": float16 weights, float compute
+    integer: bool = False  # full-integer: activations calibrated on representative images
+    io_type: str = "float32"  # the input/output tensors' dtype
+    qat: bool = False  # converted from a quantization-aware fine-tuned copy (trainer/qat.py)
+
+
+RECIPES = {recipe.name: recipe for recipe in (
+    Recipe("float32", "float32 weights and compute"),
+    Recipe("float16", "float16 weights, float32 compute", optimize=True, weight_type="float16"),
+    Recipe("dynamic", "int8 weights, float activations (dynamic-range)", optimize=True),
+    Recipe("int8", "int8 weights and activations, float32 input stem and I/O",
+           optimize=True, integer=True),
+    Recipe("int8_io", "int8 weights and activations, int8 input and output tensors",
+           optimize=True, integer=True, io_type="int8"),
+    Recipe("qat", "quantization-aware fine-tuned, then int8 weights (dynamic-range)",
+           optimize=True, qat=True),
+)}
+ALL_VARIANTS = tuple(RECIPES)
 # fastest: the lowest median latency on the edge runtime wins (a faster model is the point of
 # quantizing for a low-cost device); smallest: the smallest file wins (storage-bound devices).
 OBJECTIVES = ("fastest", "smallest")
-# Layers QAT leaves in float: tfmot has no quantize config for the first three (FINDINGS); an
-# annotated Concatenate in the attention head makes the converter fail its same-scale rule.
-QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply", "Concatenate")
 # Layers the int8 variant keeps in float32 (the model's input stem, trainer/models/backbone.py).
 # The per-image standardisation squares 0..255 pixels, averages, takes a square root and
 # divides; the converter folds its "* 64 + 127.5" and B0's Rescaling/Normalization into a
@@ -364,6 +390,7 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config,
     verdict = "pass" if passed else "rejected"
     return {
         "variant": variant,
+        "recipe": RECIPES[variant].description,
         "file": path,
         "size_bytes": os.path.getsize(path),
         "runtime": runner.runtime,
@@ -381,39 +408,43 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config,
 
 
 def convert(variant: str, saved_model_dir: str, train, config: QuantizerConfig) -> bytes:
-    """One TFLite flatbuffer of the `serving_tensor` signature."""
-    if variant == "qat":
+    """One TFLite flatbuffer of the `serving_tensor` signature, made by RECIPES[variant]."""
+    recipe = RECIPES[variant]
+    if recipe.qat:
+        from trainer.qat import export_qat_saved_model
+
         with tempfile.TemporaryDirectory(prefix="qat_") as export_dir:
-            _export_qat_saved_model(saved_model_dir, train, config, export_dir)
-            return _convert_saved_model(variant, export_dir, train)
-    return _convert_saved_model(variant, saved_model_dir, train)
+            export_qat_saved_model(saved_model_dir, train.images, train.labels, export_dir,
+                                   epochs=config.qat_epochs,
+                                   learning_rate=config.qat_learning_rate,
+                                   max_examples=config.qat_max_train_examples)
+            return _convert_saved_model(recipe, export_dir, train)
+    return _convert_saved_model(recipe, saved_model_dir, train)
 
 
-def _convert_saved_model(variant: str, saved_model_dir: str, train) -> bytes:
+def _convert_saved_model(recipe: Recipe, saved_model_dir: str, train) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=[spec.TENSOR_SIGNATURE]
     )
-    if variant in ("float16", "dynamic", "int8", "int8_io", "qat"):
+    if recipe.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if variant in ("int8", "int8_io"):
-        if len(train.images) == 0:
-            raise ValueError("int8 needs representative images; the train split has none")
+    if recipe.weight_type:
+        converter.target_spec.supported_types = [getattr(tf, recipe.weight_type)]
+    if not recipe.integer:
+        return converter.convert()
+    if len(train.images) == 0:
+        raise ValueError(f"{recipe.name} needs representative images; the train split has none")
 
-        def representative_dataset():
-            for image in train.images:
-                yield {spec.IMAGE_TENSOR_KEY: image[None]}
+    def representative_dataset():
+        for image in train.images:
+            yield {spec.IMAGE_TENSOR_KEY: image[None]}
 
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if variant in ("int8", "int8_io"):
-        return _convert_int8_keeping_float_layers(
-            converter, train.images, integer_io=variant == "int8_io"
-        )
-    return converter.convert()
+    converter.representative_dataset = representative_dataset
+    return _convert_int8_keeping_float_layers(
+        converter, train.images, integer_io=recipe.io_type != "float32"
+    )
 
 
 def _convert_int8_keeping_float_layers(
@@ -653,91 +684,3 @@ def _score(probabilities: np.ndarray, labels: np.ndarray, class_names) -> dict:
             labels, predictions, len(class_names)
         ).tolist(),
     }
-
-
-def _export_qat_saved_model(
-    saved_model_dir: str, train, config: QuantizerConfig, export_dir: str
-) -> None:
-    """Fine-tunes a QAT copy of the Keras model on the train split; exports serving_tensor."""
-    import tensorflow as tf
-    import tensorflow_model_optimization as tfmot
-    import tf_keras
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry as registry,
-    )
-
-    supported = registry.Default8BitQuantizeRegistry()
-    keras_model = _keras_model_for_qat(saved_model_dir, train)
-    # The project's own layers (e.g. per-image standardisation) stay float; tfmot must still
-    # know their classes to rebuild the model.
-    custom = {
-        type(layer).__name__: type(layer)
-        for layer in keras_model.layers
-        if not type(layer).__module__.startswith("tf_keras")
-    }
-
-    def annotate(layer):
-        name = type(layer).__name__
-        if name in QAT_SKIPPED_LAYERS or name in custom or not supported.supports(layer):
-            return layer
-        return tfmot.quantization.keras.quantize_annotate_layer(layer)
-
-    with tfmot.quantization.keras.quantize_scope(custom):
-        annotated = tf_keras.models.clone_model(keras_model, clone_function=annotate)
-        qat_model = tfmot.quantization.keras.quantize_apply(annotated)
-    size = train.images.shape[1]
-    # quantize_apply renames output layers ("quant_..."); the call keeps the original dict keys.
-    outputs = qat_model(np.zeros((1, size, size, 1), np.float32), training=False)
-    if not isinstance(outputs, dict) or spec.PROBABILITIES_KEY not in outputs:
-        raise ValueError(f"QAT needs a dict output with {spec.PROBABILITIES_KEY!r}")
-    qat_model.compile(
-        optimizer=tf_keras.optimizers.Adam(config.qat_learning_rate),
-        loss={spec.PROBABILITIES_KEY: "sparse_categorical_crossentropy"},
-    )
-    limit = config.qat_max_train_examples
-    qat_model.fit(
-        train.images[:limit],
-        {spec.PROBABILITIES_KEY: train.labels[:limit]},
-        epochs=config.qat_epochs,
-        batch_size=16,
-        verbose=0,
-    )
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32, spec.IMAGE_TENSOR_KEY)]
-    )
-    def serve_tensor(image):
-        result = qat_model(image, training=False)
-        return {key: tf.identity(value) for key, value in result.items()}
-
-    tf.saved_model.save(qat_model, export_dir, signatures={spec.TENSOR_SIGNATURE: serve_tensor})
-
-
-def _keras_model_for_qat(saved_model_dir: str, train):
-    """The trained Keras model, rebuilt from the trainer's code when its config is known.
-
-    A model revived from a SavedModel has generic stand-ins for the project's layers, which
-    tfmot cannot clone; rebuilding from `training_summary.json`'s config and copying the weights
-    gives the real classes. The copy is checked against the SavedModel's own outputs.
-    """
-    import tf_keras
-
-    loaded = tf_keras.models.load_model(saved_model_dir, compile=False)
-    config = (read_training_summary(saved_model_dir) or {}).get("config")
-    if not config:
-        return loaded
-    if config.get("model") == "siamese":
-        raise ValueError("QAT supports the baseline and attention models, not the Siamese one "
-                         "(its nearest-prototype head has no quantized training path)")
-    from trainer.config import TrainConfig
-    from trainer.models import build_model
-
-    rebuilt = build_model(TrainConfig.from_custom_config(config))
-    rebuilt.set_weights(loaded.get_weights())
-    probe = train.images[:4]
-    expected = loaded(probe, training=False)[spec.PROBABILITIES_KEY].numpy()
-    actual = rebuilt(probe, training=False)[spec.PROBABILITIES_KEY].numpy()
-    if not np.allclose(expected, actual, atol=1e-4):
-        raise ValueError("the model rebuilt for QAT does not reproduce the SavedModel's outputs "
-                         f"(max difference {np.abs(expected - actual).max():.4g})")
-    return rebuilt

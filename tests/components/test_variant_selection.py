@@ -125,3 +125,17 @@ def test_pipeline_settings_reach_the_quantizer_from_cxr_environment_variables(tm
     built = QuantizerConfig.from_json(quantizer.exec_properties["config_json"])
     assert (built.objective, built.latency_threads, built.latency_margin,
             built.max_size_mb) == ("smallest", 4, 0.05, 6.5)
+
+
+def test_every_variant_is_one_recipe_and_the_configs_name_only_known_ones():
+    from components.quantizer import ALL_VARIANTS, RECIPES
+
+    assert ALL_VARIANTS == tuple(RECIPES)
+    assert all(name == recipe.name for name, recipe in RECIPES.items())
+    assert set(PipelineConfig().quantization_variants) <= set(RECIPES)
+    assert set(QuantizerConfig().variants) <= set(RECIPES)
+    integer = {name for name, recipe in RECIPES.items() if recipe.integer}
+    assert integer == {"int8", "int8_io"}
+    assert {name for name, recipe in RECIPES.items() if recipe.io_type != "float32"} == {"int8_io"}
+    with pytest.raises(ValueError, match="unknown variants"):
+        QuantizerConfig(variants=("float32", "int4"))
