@@ -27,6 +27,7 @@ What the export changes, besides attaching the metadata:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -38,6 +39,11 @@ from edge.classifier import Classifier, ClassifierOptions
 from edge.manifest import load_model_dir
 
 MODEL_NAME = "cxr-edge chest X-ray triage"
+RESIZE_INSTRUCTION = (
+    "give ImageClassifier the image already at input_size x input_size, stretched to a square "
+    "and resized with an antialiased bilinear (triangle) filter as Pillow's "
+    "resize(BILINEAR) does; MediaPipe's own resize does not antialias"
+)
 
 
 def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
@@ -60,7 +66,7 @@ def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
         raise ValueError(f"a class is named {spec.ANDROID_REFER_CATEGORY!r}, the referral "
                          "category export-android adds")
     record = referral_record(class_names, with_ood, classifier.ood_threshold,
-                             classifier.refer_below)
+                             classifier.refer_below, classifier.input_size)
     metadata_writer = _import_metadata_writer()
     buffer = _adapt_for_image_classifier(
         runner.model_path.read_bytes(), spec.PROBABILITIES_KEY,
@@ -74,6 +80,9 @@ def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
         description=record["rule"],
     )
     model_with_metadata, _ = writer.populate()
+    # Importing mediapipe leaves this frame referenced until exit; the writer must not wait
+    # there (its __del__ removes a temporary folder and fails once `os` is torn down).
+    del writer
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(model_with_metadata)
@@ -90,7 +99,7 @@ def referral_path(model_out: str | os.PathLike) -> Path:
 
 
 def referral_record(class_names: list[str], with_ood: bool, ood_threshold: float,
-                    refer_below: float) -> dict:
+                    refer_below: float, input_size: int) -> dict:
     """What the app needs to reproduce edge.classifier.decide from ImageClassifier's answer."""
     categories = class_names + ([spec.ANDROID_REFER_CATEGORY] if with_ood else [])
     if with_ood:
@@ -110,27 +119,40 @@ def referral_record(class_names: list[str], with_ood: bool, ood_threshold: float
         "ood_threshold": ood_threshold if with_ood else None,  # baked into the model
         "refer_below": refer_below,  # the app applies it to the top score
         "rule": rule,
+        # MediaPipe's own resize has no antialiasing (it changed a third of the decisions on
+        # 256 px phantoms for a 64 px model): the app resizes first, as edge.preprocess does.
+        "input_size": input_size,
+        "resize": RESIZE_INSTRUCTION,
     }
 
 
 def _import_metadata_writer():
-    try:
-        from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
-    except ModuleNotFoundError as err:
-        if not str(err.name or "").startswith("mediapipe.tasks.cc"):
-            raise ImportError(
-                "export-android needs the android extra: pip install '.[android]'"
-            ) from err
+    if importlib.util.find_spec("mediapipe") is None:
+        raise ImportError("export-android needs the android extra: pip install '.[android]'")
+    if not _module_exists(_METADATA_VERSION_MODULE):
         # mediapipe 1.2.2 ships the writer without its compiled version helper; the helper
         # only reports the minimum metadata parser version, "1.0.0" for these fields (the
         # 0.10.21 writer, which has it, produces byte-identical output).
         _install_metadata_version_stand_in()
-        from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
+
     return metadata_writer
 
 
+_METADATA_VERSION_MODULE = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
+
+
+def _module_exists(name: str) -> bool:
+    if name in sys.modules:  # the stand-in, from an earlier export in this process
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
 def _install_metadata_version_stand_in() -> None:
-    name = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
+    name = _METADATA_VERSION_MODULE
     module = types.ModuleType(name)
     module.GetMinimumMetadataParserVersion = lambda *args, **kwargs: "1.0.0"
     parts = name.split(".")

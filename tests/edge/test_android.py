@@ -138,6 +138,7 @@ def test_image_classifier_gives_the_referral_decision_of_cxr_edge(overrides, tmp
     assert record["categories"] == [*spec.CLASS_NAMES, spec.ANDROID_REFER_CATEGORY]
     assert record["ood_threshold"] == overrides.get("ood_threshold", REFERRAL["ood_threshold"])
     assert record["refer_below"] == overrides.get("refer_below", REFERRAL["refer_below"])
+    assert record["input_size"] == SIZE
 
     images = [(family, pixels) for family, _, pixels in ood_images.generate(SIZE)]
     for left in (0, 40, 90, 150, 190):  # dark (in distribution for this model), sure and unsure
