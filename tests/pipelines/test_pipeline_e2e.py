@@ -46,11 +46,16 @@ def e2e_config(tmp_path_factory):
                             "--direct_num_workers=2"))
 
 
-@pytest.mark.slow
-def test_beam_run_blesses_pushes_and_reports(e2e_config):
-    gates = _gates(e2e_config)
+@pytest.fixture(scope="module")
+def first_run(e2e_config):
+    """The first run, shared: each test below also stands alone (this fixture runs it)."""
     beam_runner.run(e2e_config)
-    summary = latest_run_summary(e2e_config.metadata_path, gates)
+    return latest_run_summary(e2e_config.metadata_path, _gates(e2e_config))
+
+
+@pytest.mark.slow
+def test_beam_run_blesses_pushes_and_reports(e2e_config, first_run):
+    summary = first_run
 
     assert set(summary.executions) == COMPONENTS
     assert set(summary.executions.values()) == {"COMPLETE"}, summary.executions
@@ -77,11 +82,12 @@ def test_beam_run_blesses_pushes_and_reports(e2e_config):
 
 
 @pytest.mark.slow
-def test_rerun_with_unchanged_inputs_reuses_the_cache_and_pushes_nothing_new(e2e_config):
-    gates = _gates(e2e_config)
+def test_rerun_with_unchanged_inputs_reuses_the_cache_and_pushes_nothing_new(e2e_config,
+                                                                           first_run):
+    assert first_run.pushed, first_run.lines()
     versions = os.listdir(os.path.join(e2e_config.serving_model_dir, "versions"))
     beam_runner.run(e2e_config)
-    summary = latest_run_summary(e2e_config.metadata_path, gates)
+    summary = latest_run_summary(e2e_config.metadata_path, _gates(e2e_config))
 
     assert set(summary.executions) == COMPONENTS
     # Data, validation and training are reused, not recomputed.
