@@ -20,6 +20,7 @@ from edge.classifier import (
     ClassifierOptions,
 )
 from edge.manifest import write_model_dir
+from tests.edge.android_check import compare, summary
 from tests.edge.conftest import radiograph_like
 from tests.edge.golden import DATA_DIR, model_path
 
@@ -28,34 +29,6 @@ from tests.edge.golden import DATA_DIR, model_path
 REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"
 REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6, "method": "test", "temperature": 1.0}
 SIZE = 32  # the golden models' input size: no resize on either side
-
-
-def app_decision(categories, record) -> tuple[str, str | None]:
-    """What the README tells an Android app to do with ImageClassifier's answer and the
-    referral record written next to the model."""
-    top = max(categories, key=lambda category: category.score)
-    if record["refer_category"] is not None and top.category_name == record["refer_category"]:
-        return "refer", "out_of_distribution"
-    if top.score < record["refer_below"]:
-        return "refer", "low_confidence"
-    return "ok", None
-
-
-def rgb(gray: np.ndarray):
-    from mediapipe import Image as MpImage
-    from mediapipe import ImageFormat
-
-    return MpImage(image_format=ImageFormat.SRGB, data=np.ascontiguousarray(np.dstack([gray] * 3)))
-
-
-def image_classifier(path):
-    from mediapipe.tasks.python import vision
-    from mediapipe.tasks.python.core.base_options import BaseOptions
-
-    options = vision.ImageClassifierOptions(
-        base_options=BaseOptions(model_asset_path=str(path)), max_results=-1
-    )
-    return vision.ImageClassifier.create_from_options(options)
 
 
 def test_the_rgb_to_gray_convolution_is_exact_on_gray_images():
@@ -97,8 +70,8 @@ def test_image_classifier_returns_cxr_edge_scores(variant, tmp_path, capsys):
     assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported)]) == 0
     assert cli.main(["classify", "--model", str(pushed), str(images), "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    record = json.loads(referral_path(exported).read_text())  # no OOD score: no 5th category
-    assert record["categories"] == list(spec.CLASS_NAMES) and record["refer_category"] is None
+    referral = json.loads(referral_path(exported).read_text())  # no OOD score: no 5th category
+    assert referral["categories"] == list(spec.CLASS_NAMES) and referral["refer_category"] is None
 
     options = vision.ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=str(exported)), max_results=len(spec.CLASS_NAMES)
@@ -147,28 +120,27 @@ def test_image_classifier_gives_the_referral_decision_of_cxr_edge(overrides, tmp
             pixels[:, : SIZE // 2] = left
             images.append(("in_distribution", pixels))
     classifier = Classifier.open(pushed, ClassifierOptions(**overrides))
+    results = compare(classifier, exported, images)
     outcomes = {}
-    with image_classifier(exported) as android:
-        for family, pixels in images:
-            expected = classifier.classify(pixels)
-            categories = android.classify(rgb(pixels)).classifications[0].categories
-            scores = {category.category_name: category.score for category in categories}
-            assert sorted(scores) == sorted(record["categories"])
-            near_a_threshold = (abs(expected.ood_score - classifier.ood_threshold) < 1e-4
-                                or abs(expected.top_probability - classifier.refer_below) < 1e-4)
-            if near_a_threshold:  # a last-bit difference may fall either side: not comparable
-                continue
-            decision = (expected.status, expected.reason)
-            outcomes.setdefault(decision, set()).add(family)
-            assert app_decision(categories, record) == decision, family
-            if expected.reason == REASON_OUT_OF_DISTRIBUTION:
-                assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 1.0
-                assert set(scores.values()) == {0.0}
-            else:
-                assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 0.0
-                probabilities = dict(zip(expected.class_names, expected.probabilities.tolist(),
-                                         strict=True))  # fmt: skip
-                assert scores == pytest.approx(probabilities, abs=1e-5)
+    for result in results:
+        assert sorted(result.scores) == sorted(record["categories"])
+        if result.near_threshold:
+            continue
+        expected, scores = result.expected, dict(result.scores)
+        decision = (expected.status, expected.reason)
+        outcomes.setdefault(decision, set()).add(result.label)
+        assert result.decision == decision, result.label
+        if expected.reason == REASON_OUT_OF_DISTRIBUTION:
+            assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 1.0
+            assert set(scores.values()) == {0.0}
+        else:
+            assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 0.0
+            probabilities = dict(zip(expected.class_names, expected.probabilities.tolist(),
+                                     strict=True))  # fmt: skip
+            assert scores == pytest.approx(probabilities, abs=1e-5)
+    counts = summary(results)
+    assert counts["agree"] == counts["compared"] >= len(images) - 2
+    assert counts["as_refer_category"] == counts["out_of_distribution"] > 0
     # Every outcome occurs, out-of-distribution ones among the built-in OOD set.
     assert set(outcomes) == {(STATUS_OK, None), (STATUS_REFER, REASON_LOW_CONFIDENCE),
                              (STATUS_REFER, REASON_OUT_OF_DISTRIBUTION)}  # fmt: skip
