@@ -2,11 +2,13 @@
 the model, a verified .tflite is pushed, the report is written, the edge runner classifies with
 the pushed model, and a second run with unchanged inputs is served from the cache."""
 
+import json
 import os
+import subprocess
 
 import pytest
 
-from components import demo_data
+from components import demo_data, ood_images
 from components.evaluation import GateConfig
 from edge import spec
 from edge.classifier import Classifier, ClassifierOptions
@@ -107,3 +109,34 @@ def test_rerun_with_unchanged_inputs_reuses_the_cache_and_pushes_nothing_new(e2e
 
 def _gates(config) -> GateConfig:
     return gate_config(config, resolve_pipeline_class_names(config))
+
+
+@pytest.mark.slow
+def test_the_android_export_gives_the_edge_runners_decisions(e2e_config, first_run):
+    """The pushed model exported for Android and run by MediaPipe's ImageClassifier (in the
+    edge venv: the android extra): on the built-in OOD set and held-out phantoms, every image
+    the edge runner refers as out of distribution comes back as the referral category, the
+    others with the same class scores, and the app's rule gives the same ok/refer and reason."""
+    python = os.environ.get("CXR_EDGE_PYTHON")
+    if not python:
+        pytest.skip("CXR_EDGE_PYTHON (the edge venv's python, with mediapipe) is not set")
+    assert first_run.pushed, first_run.lines()
+    root = os.path.join(e2e_config.pipeline_root, "..")
+    holdout = demo_data.generate(os.path.join(root, "android_holdout"), per_class=5, size=64,
+                                 seed=778)
+    out_dir = os.path.join(root, "android")
+    os.makedirs(out_dir, exist_ok=True)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(
+        [python, "-m", "tests.edge.android_check", first_run.pushed_dir, out_dir,
+         *(path for paths in holdout.values() for path in paths)],
+        capture_output=True, text=True, cwd=repo, timeout=600,
+        env={**os.environ, "PYTHONPATH": repo},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    ood_set = ood_images.PER_FAMILY * len(ood_images.FAMILIES)
+    assert report["images"] == ood_set + 20, report  # the built-in OOD set, 20 phantoms
+    assert report["agree"] == report["compared"] >= report["images"] - 2, report
+    assert report["as_refer_category"] == report["out_of_distribution"] > 0, report
+    assert report["max_class_score_difference"] < 1e-4, report
