@@ -26,7 +26,6 @@ import io
 import json
 import os
 
-import tensorflow as tf
 from absl import logging
 from PIL import Image
 from tfx import types
@@ -38,6 +37,8 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from components import artifact_types
 from components.image_example_gen import executor as example_gen_executor
 from edge import spec
+from trainer import split_reader
+from trainer.split_reader import first_value
 
 EXAMPLES_KEY = "examples"
 SUMMARY_KEY = "ingest_summary"
@@ -103,9 +104,7 @@ class Executor(base_executor.BaseExecutor):
 
         stats = {}
         for split in artifact_utils.decode_split_names(examples.split_names):
-            files = fileio.glob(os.path.join(
-                artifact_utils.get_split_uri([examples], split), "*.gz"))
-            stats[split] = collect_split_stats(sorted(files), config)
+            stats[split] = collect_split_stats(split_reader.records(examples.uri, split), config)
         findings = run_checks(stats, class_names, summary, config)
 
         findings_artifact = artifact_utils.get_single_instance(output_dict[FINDINGS_KEY])
@@ -146,23 +145,21 @@ class ImageValidator(base_component.BaseComponent):
         ))
 
 
-def collect_split_stats(files, config):
-    """Reads one split's gzipped TFRecords: label counts, hashes, image faults."""
+def collect_split_stats(examples, config):
+    """One split's label counts, hashes and image faults, from its examples' feature maps
+    (trainer.split_reader.records)."""
     stats = {"examples": 0, "counts": collections.Counter(), "labels": set(),
              "hashes": {}, "decode_failures": [], "channel_violations": [],
              "size_violations": []}
-    if not files:
-        return stats
-    for raw in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-        features = tf.train.Example.FromString(raw).features.feature
-        path = _first(features, spec.SOURCE_PATH_KEY, b"?").decode("utf-8", "replace")
-        name = _first(features, spec.LABEL_NAME_KEY, b"").decode("utf-8", "replace")
+    for features in examples:
+        path = first_value(features, spec.SOURCE_PATH_KEY, b"?").decode("utf-8", "replace")
+        name = first_value(features, spec.LABEL_NAME_KEY, b"").decode("utf-8", "replace")
         stats["examples"] += 1
         stats["counts"][name] += 1
-        stats["labels"].add((int(_first(features, spec.LABEL_KEY, -1)), name))
-        stats["hashes"].setdefault(_first(features, spec.CONTENT_HASH_KEY, b"").decode(), path)
+        stats["labels"].add((int(first_value(features, spec.LABEL_KEY, -1)), name))
+        stats["hashes"].setdefault(first_value(features, spec.CONTENT_HASH_KEY, b"").decode(), path)
         try:
-            with Image.open(io.BytesIO(_first(features, spec.IMAGE_KEY, b""))) as image:
+            with Image.open(io.BytesIO(first_value(features, spec.IMAGE_KEY, b""))) as image:
                 image.load()
                 channels, (width, height) = len(image.getbands()), image.size
         except Exception as err:  # any decoder error is the finding itself
@@ -295,14 +292,6 @@ def _expected_class_names(exec_properties, examples, summary):
     if summary:
         return summary["class_names"]
     return list(spec.CLASS_NAMES)
-
-
-def _first(features, key, default):
-    if key not in features:
-        return default
-    feature = features[key]
-    values = getattr(feature, feature.WhichOneof("kind") or "bytes_list").value
-    return values[0] if values else default
 
 
 def _read_json(path):

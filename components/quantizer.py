@@ -27,11 +27,11 @@ from tfx.types import artifact, standard_artifacts
 
 from components import ood_images, referral_gate, storage
 from edge import spec
-from edge.imageio import ImageError, load_grayscale
 from edge.latency import measure_in_fresh_process
 from edge.preprocess import to_model_input
 from edge.runtime import ModelRunner
 from trainer import metrics
+from trainer.split_reader import read_split
 from trainer.summary_file import read_training_summary
 
 VARIANTS_FILENAME = "variants.json"
@@ -511,38 +511,6 @@ def _referral_output_tensors(interpreter) -> set[str]:
     outputs = interpreter.get_signature_runner(spec.TENSOR_SIGNATURE).get_output_details()
     return {names[detail["index"]] for key, detail in outputs.items()
             if key in (spec.OOD_SCORE_KEY, spec.PROBABILITIES_KEY)}
-
-
-@dataclasses.dataclass
-class Split:
-    images: np.ndarray  # float32 [N, size, size, 1], 0..255
-    labels: np.ndarray  # int64 [N]
-    skipped: int  # examples whose image could not be decoded
-
-
-def read_split(examples_uri: str, split: str, image_size: int, limit: int | None = None) -> Split:
-    """Decodes a split with the edge decoder and preprocessing (what the device will see)."""
-    import tensorflow as tf
-
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    images, labels, skipped = [], [], 0
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        if limit is not None and len(labels) >= limit:
-            break
-        features = tf.train.Example.FromString(record.numpy()).features.feature
-        try:
-            gray = load_grayscale(features[spec.IMAGE_KEY].bytes_list.value[0])
-        except (ImageError, IndexError):
-            skipped += 1
-            continue
-        images.append(to_model_input(gray, image_size))
-        labels.append(features[spec.LABEL_KEY].int64_list.value[0])
-    shape = (0, image_size, image_size, 1)
-    return Split(
-        np.stack(images) if images else np.zeros(shape, np.float32),
-        np.asarray(labels, np.int64),
-        skipped,
-    )
 
 
 @tfx.dsl.components.component

@@ -1,15 +1,14 @@
 """Test kit for the evaluation/quantization/push/report tests: tiny data and a tiny model.
 
 Writes a TFX-style Examples directory of synthetic grayscale PNGs whose class is easy to learn
-(a bright disc in a class-specific quadrant) and trains a tiny CNN exported with the trainer's
-signature contract (serving_default / serving_examples / serving_tensor). Label shuffling turns
-the same recipe into a model that cannot beat chance, for the gate tests.
+(a bright disc in a class-specific quadrant) and trains a tiny CNN exported by the trainer's own
+`trainer.export` (serving_default / serving_examples / serving_tensor). Label shuffling turns the
+same recipe into a model that cannot beat chance, for the gate tests.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 
 import numpy as np
@@ -71,17 +70,10 @@ def _bytes(value: bytes):
 
 def read_split(examples_root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images float32 [N, size, size, 1] 0..255 and labels int [N] of one split."""
-    import tensorflow as tf
+    from trainer.split_reader import read_split as read
 
-    pattern = os.path.join(examples_root, f"Split-{split}", "*")
-    images, labels = [], []
-    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"):
-        example = tf.train.Example.FromString(record.numpy())
-        features = example.features.feature
-        gray = np.asarray(Image.open(io.BytesIO(features[spec.IMAGE_KEY].bytes_list.value[0])))
-        images.append(gray.astype(np.float32)[..., None])
-        labels.append(features[spec.LABEL_KEY].int64_list.value[0])
-    return np.stack(images), np.asarray(labels)
+    split_data = read(examples_root, split, IMAGE_SIZE)
+    return split_data.images, split_data.labels
 
 
 def train_tiny_model(
@@ -94,8 +86,10 @@ def train_tiny_model(
     with_embedding: bool = False,
 ) -> str:
     """Trains a tiny CNN and exports it under model_dir/Format-Serving; returns that path."""
-    import tensorflow as tf
     import tf_keras as keras
+
+    from trainer import export
+    from trainer.summary_file import write_training_summary
 
     keras.utils.set_random_seed(seed)
     images, labels = read_split(examples_root, "train")
@@ -110,7 +104,8 @@ def train_tiny_model(
         images, {spec.PROBABILITIES_KEY: labels}, epochs=epochs, batch_size=16, verbose=0
     )
     serving_dir = os.path.join(model_dir, "Format-Serving")
-    model.save(serving_dir, save_format="tf", signatures=_signatures(model))
+    # The trainer's own export: the three signatures of the device contract, not a copy of them.
+    export.export_saved_model(model, IMAGE_SIZE, serving_dir)
     summary = {
         "epochs": epochs,
         "best_eval_macro_f1": None,
@@ -119,9 +114,7 @@ def train_tiny_model(
         "image_size": IMAGE_SIZE,
         "history": {"loss": [float(v) for v in history.history["loss"]]},
     }
-    with open(os.path.join(serving_dir, "training_summary.json"), "w") as handle:
-        json.dump(summary, handle)
-    del tf
+    write_training_summary(serving_dir, summary)
     return serving_dir
 
 
@@ -147,44 +140,6 @@ def _tiny_cnn(num_classes: int, with_attention: bool, with_embedding: bool):
         num_classes, activation="softmax", name="probabilities"
     )(x)
     return keras.Model(inputs, outputs)
-
-
-def _signatures(model) -> dict:
-    import tensorflow as tf
-
-    def decode(png):
-        image = tf.io.decode_png(png, channels=1)
-        image = tf.image.resize(image, (IMAGE_SIZE, IMAGE_SIZE))
-        return tf.cast(image, tf.float32)
-
-    def outputs(images):
-        return {key: tf.identity(value) for key, value in model(images, training=False).items()}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=spec.IMAGE_BYTES_KEY)])
-    def serve_bytes(image_bytes):
-        return outputs(tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_examples(examples):
-        features = tf.io.parse_example(
-            examples, {spec.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
-        )
-        images = tf.map_fn(decode, features[spec.IMAGE_KEY], fn_output_signature=tf.float32)
-        return outputs(images)
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=spec.IMAGE_TENSOR_KEY)
-        ]
-    )
-    def serve_tensor(image):
-        return outputs(image)
-
-    return {
-        spec.SERVING_SIGNATURE: serve_bytes,
-        spec.EXAMPLES_SIGNATURE: serve_examples,
-        spec.TENSOR_SIGNATURE: serve_tensor,
-    }
 
 
 CHROMIUM_FLAGS = (

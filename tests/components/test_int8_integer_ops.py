@@ -13,6 +13,7 @@ import pytest
 
 from components import demo_data, quantizer
 from edge import spec
+from trainer import split_reader
 
 SIZE = 64
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -38,7 +39,7 @@ def saved_models(tmp_path_factory):
 def calibration():
     images = [demo_data.render_phantom(name, index, size=SIZE)
               for name in spec.CLASS_NAMES for index in range(3)]
-    return quantizer.Split(np.stack(images).astype(np.float32)[..., None],
+    return split_reader.Split(np.stack(images).astype(np.float32)[..., None],
                            np.zeros(len(images), np.int64), 0)
 
 

@@ -10,6 +10,7 @@ import pytest
 from components import quantizer
 from components.quantizer import NoVariantPassed, QuantizerConfig, quantize_and_select
 from tests.components import evalkit
+from trainer import split_reader
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +178,7 @@ def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_
     tf.saved_model.save(model, saved, signatures={spec.TENSOR_SIGNATURE: serve_tensor})
     rng = np.random.default_rng(0)
     images = (rng.random((8, 16, 16, 1)) * 255).astype(np.float32)
-    train = quantizer.Split(images, np.zeros(8, np.int64), 0)
+    train = split_reader.Split(images, np.zeros(8, np.int64), 0)
 
     flatbuffer = quantizer.convert("int8", saved, train, QuantizerConfig())
     tensors = tf.lite.Interpreter(model_content=flatbuffer).get_tensor_details()

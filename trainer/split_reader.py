@@ -1,0 +1,91 @@
+"""One reader for the ExampleGen's splits, decoding images as the device does.
+
+`Split-<name>/*.gz` holds gzipped tf.Examples (edge/spec.py keys). `records` yields them one by
+one for whoever counts or checks them; `read_split` decodes their images with the edge decoder
+and preprocessing (edge.imageio, edge.preprocess) into the float32 arrays the Quantizer's gate,
+the report, the attention score and the benchmarks score models on. Training streams through
+TFX's data accessor instead (trainer/data.py), with the TensorFlow twin of the same transform.
+"""
+
+import dataclasses
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from edge import spec
+from edge.imageio import ImageError, load_grayscale
+from edge.preprocess import to_model_input
+
+
+@dataclasses.dataclass
+class Split:
+    images: np.ndarray  # float32 [N, size, size, 1], 0..255
+    labels: np.ndarray  # int64 [N]
+    skipped: int = 0  # examples whose image could not be decoded
+    source_paths: list[str] = dataclasses.field(default_factory=list)  # relative to data root
+    encoded: list[bytes] = dataclasses.field(default_factory=list)  # only with keep_encoded
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def split_files(examples_uri: str, split: str) -> list[str]:
+    """The split's TFRecord files, sorted (any filesystem TensorFlow's gfile reads)."""
+    import tensorflow as tf
+
+    return sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+
+
+def split_names(examples_uri: str) -> list[str]:
+    """The splits an Examples artifact holds (its Split-<name> folders), sorted."""
+    import tensorflow as tf
+
+    folders = tf.io.gfile.glob(os.path.join(examples_uri, "Split-*"))
+    return sorted(os.path.basename(folder.rstrip("/"))[len("Split-"):] for folder in folders)
+
+
+def records(examples_uri: str, split: str) -> Iterator[dict]:
+    """Each example's feature map (name → tf.train.Feature), in file order."""
+    import tensorflow as tf
+
+    files = split_files(examples_uri, split)
+    if not files:
+        return
+    for raw in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+        yield tf.train.Example.FromString(raw).features.feature
+
+
+def first_value(features: dict, key: str, default=None):
+    """The first value of a bytes or int64 feature, or default when it is absent or empty."""
+    feature = features.get(key)
+    if feature is None:
+        return default
+    values = feature.bytes_list.value or feature.int64_list.value or feature.float_list.value
+    return values[0] if values else default
+
+
+def read_split(examples_uri: str, split: str, image_size: int, limit: int | None = None,
+               keep_encoded: bool = False) -> Split:
+    """Decodes up to `limit` images of a split with the edge decoder, as the device will.
+
+    An example whose image does not decode is counted in `skipped`, the rest go on."""
+    images, labels, sources, encoded, skipped = [], [], [], [], 0
+    for features in records(examples_uri, split):
+        if limit is not None and len(labels) >= limit:
+            break
+        data = first_value(features, spec.IMAGE_KEY, b"")
+        try:
+            gray = load_grayscale(data)
+        except ImageError:
+            skipped += 1
+            continue
+        images.append(to_model_input(gray, image_size))
+        labels.append(int(first_value(features, spec.LABEL_KEY, -1)))
+        sources.append(first_value(features, spec.SOURCE_PATH_KEY, b"").decode("utf-8",
+                                                                               "replace"))
+        if keep_encoded:
+            encoded.append(data)
+    shape = (0, image_size, image_size, 1)
+    return Split(np.stack(images) if images else np.zeros(shape, np.float32),
+                 np.asarray(labels, np.int64), skipped, sources, encoded)
