@@ -11,6 +11,7 @@ Evaluator). The first kind listed is the primary one: it is pushed and reported 
 kind appears side by side in the report (each Quantizer writes its kind's model_summary.json).
 """
 
+import dataclasses
 import os
 
 from tfx import v1 as tfx
@@ -45,85 +46,27 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         class_names=class_names)
     components = [example_gen, statistics_gen, schema_gen, example_validator, image_validator]
 
-    first = None
-    quantized_models = []
+    gated = []
     for kind in config.models:
-        suffix = component_suffix(config, kind)
-        gates = gate_config(config, class_names, kind)
         trainer = tfx.components.Trainer(
             run_fn=RUN_FN,
             examples=example_gen.examples,
             schema=schema_gen.outputs["schema"],
             custom_config=train_custom_config(config, kind, class_names),
-        ).with_id("Trainer" + suffix)
+        ).with_id("Trainer" + component_suffix(config, kind))
         # Training starts only once the data passed the image checks.
         trainer.add_upstream_node(image_validator)
-        # Only this kind's models and blessings: a baseline must never be another kind's model.
-        resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                                  producer_component_id=trainer.id, output_key="model"),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                           producer_component_id="Evaluator" + suffix,
-                                           output_key="blessing"),
-        ).with_id("latest_blessed_model_resolver" + suffix)
-        evaluator = tfx.components.Evaluator(
-            examples=example_gen.examples,
-            model=trainer.outputs["model"],
-            baseline_model=resolver.outputs["model"],
-            example_splits=["test"],
-            eval_config=build_eval_config(gates),
-        ).with_id("Evaluator" + suffix)
-        quantizer = Quantizer(
-            model=trainer.outputs["model"],
-            examples=example_gen.examples,
-            model_blessing=evaluator.outputs["blessing"],
-            evaluation=evaluator.outputs["evaluation"],
-            gate_config_json=gates.to_json(),
-            config_json=QuantizerConfig(
-                variants=config.quantization_variants,
-                max_f1_drop=config.max_quantized_f1_drop,
-                objective=config.quantization_objective,
-                latency_threads=config.quantization_latency_threads,
-                latency_margin=config.quantization_latency_margin,
-                max_size_mb=config.quantization_max_size_mb,
-                class_names=class_names,
-                seed=config.seed,
-            ).to_json(),
-        ).with_id("Quantizer" + suffix)
-        components += [trainer, resolver, evaluator, quantizer]
-        quantized_models.append(quantizer.outputs["quantized_model"])
-        if first is None:
-            first = (trainer, evaluator, quantizer, gates)
+        model = gated_model(config, kind, class_names, example_gen.examples, trainer,
+                            trainer.outputs["model"])
+        components += [trainer, *model.components]
+        gated.append(model)
 
-    trainer, evaluator, quantizer, gates = first
-    pusher = EdgePusher(
-        model_blessing=evaluator.outputs["blessing"],
-        quantized_model=quantizer.outputs["quantized_model"],
-        push_destination=config.serving_model_dir,
-        evaluation=evaluator.outputs["evaluation"],
-        examples=example_gen.examples,
-        gate_config=gates,
-        synthetic_data=config.synthetic_data,
-    )
-    report = RunReportGen(
-        examples=example_gen.examples,
+    components += delivery(
+        config, example_gen.examples, gated,
         ingest_summary=example_gen.outputs["ingest_summary"],
         quarantine=example_gen.outputs["quarantine_report"],
         validation=image_validator.outputs["findings"],
-        model=trainer.outputs["model"],
-        model_run=trainer.outputs["model_run"],
-        evaluation=evaluator.outputs["evaluation"],
-        blessing=evaluator.outputs["blessing"],
-        quantized_model=quantizer.outputs["quantized_model"],
-        pushed_model=pusher.outputs["pushed_model"],
-        # The other kinds, one input each (KFP v2 compiles no union channels; 3 kinds at most).
-        **{f"compared_quantized_model_{i}": channel
-           for i, channel in enumerate(quantized_models[1:], start=1)},
-        synthetic_data=int(config.synthetic_data),
-        gate_config_json=gates.to_json(),
-    )
-    components += [pusher, report]
+        model_run=gated[0].producer.outputs["model_run"])
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
@@ -135,6 +78,97 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         metadata_connection_config=None if storage.is_remote(config.metadata_path) else
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path),
         beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+@dataclasses.dataclass
+class GatedModel:
+    """One model kind's candidate and the components that judge and quantize it."""
+
+    kind: str
+    producer: object  # the component that made the model (Trainer, or an Importer in tests)
+    model: object  # its Model channel
+    gates: GateConfig
+    resolver: tfx.dsl.Resolver
+    evaluator: tfx.components.Evaluator
+    quantizer: object
+
+    @property
+    def components(self) -> list:
+        return [self.resolver, self.evaluator, self.quantizer]
+
+
+def gated_model(config: PipelineConfig, kind: str, class_names, examples, producer,
+                model) -> GatedModel:
+    """LatestBlessedModel resolver → Evaluator (gates) → Quantizer for one kind's `model`."""
+    suffix = component_suffix(config, kind)
+    gates = gate_config(config, class_names, kind)
+    # Only this kind's models and blessings: a baseline must never be another kind's model.
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id=producer.id, output_key=model.output_key),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id="Evaluator" + suffix,
+                                       output_key="blessing"),
+    ).with_id("latest_blessed_model_resolver" + suffix)
+    evaluator = tfx.components.Evaluator(
+        examples=examples,
+        model=model,
+        baseline_model=resolver.outputs["model"],
+        example_splits=["test"],
+        eval_config=build_eval_config(gates),
+    ).with_id("Evaluator" + suffix)
+    quantizer = Quantizer(
+        model=model,
+        examples=examples,
+        model_blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
+        gate_config_json=gates.to_json(),
+        config_json=quantizer_config(config, class_names).to_json(),
+    ).with_id("Quantizer" + suffix)
+    return GatedModel(kind, producer, model, gates, resolver, evaluator, quantizer)
+
+
+def delivery(config: PipelineConfig, examples, gated: list[GatedModel], **report_inputs) -> list:
+    """EdgePusher for the first (primary) kind and the run report comparing every kind."""
+    primary = gated[0]
+    pusher = EdgePusher(
+        model_blessing=primary.evaluator.outputs["blessing"],
+        quantized_model=primary.quantizer.outputs["quantized_model"],
+        push_destination=config.serving_model_dir,
+        evaluation=primary.evaluator.outputs["evaluation"],
+        examples=examples,
+        gate_config=primary.gates,
+        synthetic_data=config.synthetic_data,
+    )
+    report = RunReportGen(
+        examples=examples,
+        model=primary.model,
+        evaluation=primary.evaluator.outputs["evaluation"],
+        blessing=primary.evaluator.outputs["blessing"],
+        quantized_model=primary.quantizer.outputs["quantized_model"],
+        pushed_model=pusher.outputs["pushed_model"],
+        # The other kinds, one input each (KFP v2 compiles no union channels; 3 kinds at most).
+        **{f"compared_quantized_model_{i}": other.quantizer.outputs["quantized_model"]
+           for i, other in enumerate(gated[1:], start=1)},
+        synthetic_data=int(config.synthetic_data),
+        gate_config_json=primary.gates.to_json(),
+        **report_inputs,
+    )
+    return [pusher, report]
+
+
+def quantizer_config(config: PipelineConfig, class_names) -> QuantizerConfig:
+    return QuantizerConfig(
+        variants=config.quantization_variants,
+        max_f1_drop=config.max_quantized_f1_drop,
+        objective=config.quantization_objective,
+        latency_threads=config.quantization_latency_threads,
+        latency_margin=config.quantization_latency_margin,
+        max_size_mb=config.quantization_max_size_mb,
+        class_names=tuple(class_names),
+        seed=config.seed,
     )
 
 

@@ -12,12 +12,14 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
-from components.edge_pusher import LATEST_FILE, LATEST_LINK, VERSIONS_DIR, EdgePusher
-from components.evaluation import GateConfig, build_eval_config, gate_outcomes
-from components.quantizer import QuantizedModel, Quantizer, QuantizerConfig
-from components.report import REPORT_FILENAME, RunReport, RunReportGen
+from components.edge_pusher import LATEST_FILE, LATEST_LINK, VERSIONS_DIR
+from components.evaluation import gate_outcomes
+from components.quantizer import QuantizedModel
+from components.report import REPORT_FILENAME, RunReport
 from edge import manifest as edge_manifest
 from edge import spec
+from pipelines import pipeline
+from pipelines.configs import PipelineConfig
 from tests.components import evalkit
 
 pytestmark = pytest.mark.slow
@@ -111,6 +113,14 @@ def test_run_report_renders_in_headless_chromium(workspace, tmp_path):
 
 
 def _run_pipeline(root: str, examples_dir: str, model_dir: str) -> None:
+    """create_pipeline's own wiring after the Trainer, fed by importers instead of training."""
+    config = PipelineConfig(
+        pipeline_name="gates", pipeline_root=os.path.join(root, "pipeline"),
+        serving_dir=os.path.join(root, "serving"), class_names=spec.CLASS_NAMES,
+        quantization_variants=("float32", "dynamic"),
+        # "smallest": the same model must select the same file on a rerun (measured latencies
+        # of two near-equal variants may swap), so that the push can be reused.
+        quantization_objective="smallest", synthetic_data=True)
     examples = tfx.dsl.Importer(
         source_uri=examples_dir,
         artifact_type=tfx.types.standard_artifacts.Examples,
@@ -119,54 +129,16 @@ def _run_pipeline(root: str, examples_dir: str, model_dir: str) -> None:
     model = tfx.dsl.Importer(
         source_uri=model_dir, artifact_type=tfx.types.standard_artifacts.Model
     ).with_id("model_importer")
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    gates = GateConfig()
-    evaluator = tfx.components.Evaluator(
-        examples=examples.outputs["result"],
-        model=model.outputs["result"],
-        baseline_model=baseline.outputs["model"],
-        eval_config=build_eval_config(gates),
-        example_splits=["test"],
-    )
-    quantizer = Quantizer(
-        model=model.outputs["result"],
-        examples=examples.outputs["result"],
-        model_blessing=evaluator.outputs["blessing"],
-        # "smallest": the same model must select the same file on a rerun (measured latencies
-        # of two near-equal variants may swap), so that the push can be reused.
-        config_json=QuantizerConfig(variants=("float32", "dynamic"), latency_runs=3,
-                                    objective="smallest").to_json(),
-    )
-    pusher = EdgePusher(
-        model_blessing=evaluator.outputs["blessing"],
-        quantized_model=quantizer.outputs["quantized_model"],
-        evaluation=evaluator.outputs["evaluation"],
-        examples=examples.outputs["result"],
-        push_destination=os.path.join(root, "serving"),
-        gate_config=gates,
-        synthetic_data=True,
-    )
-    report = RunReportGen(
-        examples=examples.outputs["result"],
-        model=model.outputs["result"],
-        evaluation=evaluator.outputs["evaluation"],
-        blessing=evaluator.outputs["blessing"],
-        quantized_model=quantizer.outputs["quantized_model"],
-        pushed_model=pusher.outputs["pushed_model"],
-        synthetic_data=1,
-        gate_config_json=gates.to_json(),
-    )
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="gates",
-        pipeline_root=os.path.join(root, "pipeline"),
-        components=[examples, model, baseline, evaluator, quantizer, pusher, report],
+    gated = pipeline.gated_model(config, config.models[0], config.class_names,
+                                 examples.outputs["result"], model, model.outputs["result"])
+    components = [examples, model, *gated.components,
+                  *pipeline.delivery(config, examples.outputs["result"], [gated])]
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
         metadata_connection_config=_metadata_config(root),
-    )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    ))
 
 
 def _metadata_config(root: str):
