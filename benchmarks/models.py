@@ -9,15 +9,15 @@ production gates) the benchmark converts that SavedModel itself with the same
 """
 
 import dataclasses
-import json
 import os
 import subprocess
 import time
 
 from benchmarks.common import REPO_ROOT, pipeline_python, subprocess_env
 from components import demo_data
-from components.quantizer import VARIANTS_FILENAME, QuantizerConfig, quantize_and_select
+from components.quantizer import QuantizerConfig, quantize_and_select, read_variants_table
 from pipelines.configs import PipelineConfig
+from trainer.summary_file import read_training_summary
 
 MODEL_KINDS = ("attention", "baseline")  # attention first: it is the one pushed
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -100,8 +100,7 @@ def _read_back(config, work_dir, seconds, error) -> BenchModels:
             print(f"bench: no trained {kind} model in the store; skipped", flush=True)
             continue
         saved_model_dir = path_utils.serving_model_path(model.uri)
-        with open(os.path.join(saved_model_dir, "training_summary.json")) as handle:
-            summary = json.load(handle)
+        summary = read_training_summary(saved_model_dir) or {}
         wall, state = store.producer_wall_seconds(model.id)
         quantized = store.output(f"Quantizer_{kind}", "quantized_model")
         variants_dir, variants, source = _variants(quantized, saved_model_dir, examples.uri,
@@ -119,22 +118,16 @@ def _read_back(config, work_dir, seconds, error) -> BenchModels:
 def _variants(quantized, saved_model_dir, examples_uri, summary, config, work_dir, kind):
     """(directory, variants.json, where they came from): the Quantizer's, else our conversion."""
     if quantized is not None:
-        path = os.path.join(quantized.uri, VARIANTS_FILENAME)
-        if os.path.isfile(path):
-            with open(path) as handle:
-                table = json.load(handle)
-            if table.get("variants"):
-                return quantized.uri, table, f"pipeline Quantizer_{kind} (variants.json)"
-            reason = table.get("skipped", "no variants")
-        else:
-            reason = "no variants.json"
+        table = read_variants_table(quantized.uri)
+        if table and table.get("variants"):
+            return quantized.uri, table, f"pipeline Quantizer_{kind} (variants.json)"
+        reason = table.get("skipped", "no variants") if table else "no variants.json"
     else:
         reason = "the Quantizer did not run"
     out = os.path.join(work_dir, "converted", kind)
     stamp = os.path.join(out, "source.txt")
-    table_path = os.path.join(out, VARIANTS_FILENAME)
     if not (os.path.isfile(stamp) and open(stamp).read() == saved_model_dir
-            and os.path.isfile(table_path)):
+            and read_variants_table(out)):
         print(f"bench: converting {kind} ourselves ({reason})", flush=True)
         os.makedirs(out, exist_ok=True)
         quantize_and_select(saved_model_dir, examples_uri, out, QuantizerConfig(
@@ -143,9 +136,7 @@ def _variants(quantized, saved_model_dir, examples_uri, summary, config, work_di
             fail_if_none_pass=False, skip_unblessed=False))
         with open(stamp, "w") as handle:
             handle.write(saved_model_dir)
-    with open(table_path) as handle:
-        table = json.load(handle)
-    return out, table, (f"converted by the benchmark with components.quantizer."
+    return out, read_variants_table(out), (f"converted by the benchmark with components.quantizer."
                         f"quantize_and_select ({reason})")
 
 

@@ -307,6 +307,4 @@ class EdgePusher(base_component.BaseComponent):
 
 def read_push_record(pushed_model_uri: str | None) -> dict | None:
     """push.json of an EdgePusher output ({pushed, reason, version_dir, …}), or None."""
-    if not pushed_model_uri:
-        return None
-    return storage.read_json(os.path.join(pushed_model_uri, PUSH_RECORD))
+    return storage.read_record(pushed_model_uri, PUSH_RECORD, ("pushed", "reason"))

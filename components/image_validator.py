@@ -34,7 +34,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import artifact_types
+from components import artifact_types, storage
 from components.image_example_gen import executor as example_gen_executor
 from edge import spec
 from trainer import split_reader
@@ -292,6 +292,12 @@ def _expected_class_names(exec_properties, examples, summary):
     if summary:
         return summary["class_names"]
     return list(spec.CLASS_NAMES)
+
+
+def read_findings(uri: str | None) -> dict | None:
+    """findings.json of an ImageValidator output (passed, checks: name, passed, message,
+    numbers), or None when there is none."""
+    return storage.read_record(uri, FINDINGS_FILE, ("checks",))
 
 
 def _read_json(path):

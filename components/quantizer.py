@@ -554,9 +554,22 @@ def Quantizer(  # noqa: N802 (TFX component names are classes)
     write_summary(table)
 
 
+def read_variants_table(quantized_model_uri: str | None) -> dict | None:
+    """variants.json of a Quantizer output, or None when there is none.
+
+    Keys: variants (rows: variant, recipe, passed, macro_f1, f1_drop, size_bytes, latency_ms,
+    quantization, message…), reference, selection, selected, selected_file, referral, image_size,
+    class_names; a model that was not converted has only `skipped` (why)."""
+    table = storage.read_record(quantized_model_uri, VARIANTS_FILENAME)
+    if table is not None and "skipped" not in table and "variants" not in table:
+        raise storage.ArtifactFileError(
+            f"{os.path.join(quantized_model_uri, VARIANTS_FILENAME)}: neither variants nor skipped")
+    return table
+
+
 def selected_variant(quantized_model_uri: str) -> dict | None:
     """The selected variant's row of variants.json (with its file path), or None."""
-    table = storage.read_json(os.path.join(quantized_model_uri, VARIANTS_FILENAME))
+    table = read_variants_table(quantized_model_uri)
     if table is None:
         return None
     selection = table.get("selection", {})

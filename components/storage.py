@@ -20,6 +20,10 @@ class LocalPathRequired(ValueError):
     """A path that must be on this machine's file system was given as a remote URI."""
 
 
+class ArtifactFileError(ValueError):
+    """An artifact's file is there but is not what its producer writes."""
+
+
 def is_remote(path: str | os.PathLike) -> bool:
     """True for a URI with a scheme other than file:// (gs://, s3://, hdfs://, ram://…)."""
     text = os.fspath(path)
@@ -63,6 +67,34 @@ def read_json(path: str) -> dict | None:
         return None
     with fileio.open(path, "r") as handle:
         return json.loads(handle.read())
+
+
+def read_record(directory: str | None, filename: str, required: tuple[str, ...] = ()
+                ) -> dict | None:
+    """A producer's JSON record in an artifact directory, or None when there is none.
+
+    Producers wrap this in their own reader (they own the file name and its keys); a record
+    without one of `required` raises ArtifactFileError naming the file and the keys."""
+    if not directory:
+        return None
+    path = os.path.join(directory, filename)
+    record = read_json(path)
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise ArtifactFileError(f"{path}: expected a JSON object, got {type(record).__name__}")
+    absent = [key for key in required if key not in record]
+    if absent:
+        raise ArtifactFileError(f"{path}: missing {absent} (its producer writes them: a file "
+                                "from another version or a damaged one)")
+    return record
+
+
+def missing_reason(directory: str | None, filename: str, producer: str) -> str:
+    """Why a consumer has no record: the producer did not run, or wrote no such file."""
+    if not directory:
+        return f"no {filename}: {producer} did not run (or is not wired to this component)"
+    return f"no {filename} in {producer}'s output {directory}"
 
 
 def write_json(path: str, value, **dump_args) -> str:

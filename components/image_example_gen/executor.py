@@ -24,6 +24,7 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
+from components import storage
 from components.image_example_gen import ingest
 from edge import imageio, spec
 
@@ -346,6 +347,18 @@ def quarantine_failure_message(summary, limit, entries, evidence_dir=None) -> st
         f"({summary['quarantine_fraction']:.1%}), above max_quarantine_fraction {limit:.1%}; "
         f"reasons {summary['quarantined_by_reason']}; {where}:\n" + "\n".join(lines)
     )
+
+
+def read_ingest_summary(uri: str | None) -> dict | None:
+    """summary.json of an ingest_summary output (examples, files, counts per split and class,
+    quarantined, by_reason, duplicates, class_names…), or None when there is none."""
+    return storage.read_record(uri, SUMMARY_FILE, ("counts", "examples"))
+
+
+def read_quarantine_report(uri: str | None) -> dict | None:
+    """quarantine.json of a quarantine_report output (count, by_reason, files: path, reason,
+    message), or None when there is none."""
+    return storage.read_record(uri, QUARANTINE_JSON, ("count", "files"))
 
 
 def _read_json_lines(path):
