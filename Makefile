@@ -37,20 +37,25 @@ system-deps:
 
 # One pytest process per folder: TensorFlow keeps every graph it built for the life of a process,
 # and one process for the whole suite grew to 12 GB by the end-to-end test and was killed by the
-# OOM killer on a 24 GB machine shared with a benchmark.
-TEST_DIRS ?= tests/test_edge_install.py tests/compat tests/components tests/pipelines \
-  tests/trainer tests/edge
+# OOM killer on a 24 GB machine shared with a benchmark. tests/edge runs once, in the device's
+# venv; in the pipeline venv only its tests that compare with TensorFlow/TFX (marker
+# pipeline_venv).
+TEST_DIRS ?= tests/test_edge_install.py tests/test_layers.py tests/compat tests/components \
+  tests/pipelines tests/trainer
+EDGE_ENV := CXR_EDGE_PYTHON=$(abspath $(EDGE_VENV))/bin/python
 test: setup lint
 	set -e; for dir in $(TEST_DIRS); do \
-	  CXR_EDGE_PYTHON=$(abspath $(EDGE_VENV))/bin/python \
-	    $(VENV)/bin/python -m pytest $$dir -p no:cacheprovider; \
+	  $(EDGE_ENV) $(VENV)/bin/python -m pytest $$dir -p no:cacheprovider; \
 	done
+	$(EDGE_ENV) $(VENV)/bin/python -m pytest tests/edge -m pipeline_venv -p no:cacheprovider
 	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider
 
 # The inner loop: everything but the tests marked slow (training, whole pipelines).
 test-fast: setup lint
-	CXR_EDGE_PYTHON=$(abspath $(EDGE_VENV))/bin/python \
-	  $(VENV)/bin/python -m pytest tests -p no:cacheprovider -m "not slow"
+	$(EDGE_ENV) $(VENV)/bin/python -m pytest tests -p no:cacheprovider -m "not slow" \
+	  --ignore=tests/edge
+	$(EDGE_ENV) $(VENV)/bin/python -m pytest tests/edge -m "pipeline_venv and not slow" \
+	  -p no:cacheprovider
 	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider -m "not slow"
 
 lint: $(VENV)/.installed

@@ -38,6 +38,7 @@ def test_edge_modules_import_nothing_above_floor_1():
                 assert name.split(".")[0] not in FORBIDDEN, f"{source.name} imports {name}"
 
 
+@pytest.mark.pipeline_venv
 def test_classify_in_the_edge_only_venv_never_imports_tensorflow(planted):
     python = os.environ.get("CXR_EDGE_PYTHON")
     if not python:

@@ -22,6 +22,7 @@ def test_model_input_shape_dtype_and_range():
         to_model_input(np.zeros((4, 4, 3), np.uint8), 8)
 
 
+@pytest.mark.pipeline_venv
 def test_resize_matches_tensorflow_within_one_level():
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(1)

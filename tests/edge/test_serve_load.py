@@ -164,6 +164,7 @@ def test_a_trusted_key_refuses_an_unsigned_model_and_serves_a_signed_one(tmp_pat
         running.stop()
 
 
+@pytest.mark.pipeline_venv
 def test_the_pushers_layout_names_agree():
     pusher = pytest.importorskip("components.edge_pusher",
                                  reason="the pipeline (TFX) is not installed in this venv")
