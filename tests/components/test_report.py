@@ -1,14 +1,16 @@
 """Run report: tolerates missing artifacts, says when data are synthetic, renders in Chromium."""
 
-import json
 import os
 
 import numpy as np
 import pytest
 
+from components import storage
+from components.image_example_gen import executor as example_gen_executor
 from components.quantizer import QuantizerConfig, quantize_and_select
 from components.report import REPORT_FILENAME, ReportInputs, write_report
 from tests.components import evalkit
+from trainer.summary_file import read_training_summary, write_training_summary
 
 
 def test_report_with_no_artifacts_says_what_is_missing(tmp_path):
@@ -60,31 +62,27 @@ def test_full_report_renders_in_headless_chromium(tmp_path):
 
 def _add_trainer_style_history(model_dir: str) -> None:
     # The trainer writes history as a list of per-epoch dicts; the report must read that form.
-    path = os.path.join(model_dir, "training_summary.json")
-    with open(path) as handle:
-        summary = json.load(handle)
+    summary = read_training_summary(model_dir)
     summary["history"] = [
         {"epoch": i + 1, "seconds": 1.0 * i, "loss": loss, "eval_macro_f1": 0.3 + 0.1 * i}
         for i, loss in enumerate(summary["history"]["loss"])
     ]
     summary["best_eval_macro_f1"] = summary["history"][-1]["eval_macro_f1"]
-    with open(path, "w") as handle:
-        json.dump(summary, handle)
+    write_training_summary(model_dir, summary)
 
 
 def _write_ingest_artifacts(ingest: str, quarantine: str) -> None:
-    os.makedirs(ingest)
-    os.makedirs(quarantine)
+    """What the ExampleGen writes: its summary (the shape build_summary makes) and, through its
+    own writer, the quarantine report."""
     counts = {split: dict.fromkeys(evalkit.CLASS_NAMES, n)
               for split, n in (("train", 12), ("eval", 2), ("test", 4))}
     summary = {"class_names": list(evalkit.CLASS_NAMES), "files": 73, "examples": 72,
                "counts": counts, "quarantined": 1, "quarantined_by_reason": {"empty_file": 1},
                "duplicates": {"groups": 2, "extra_copies": 3, "members": []}}
-    with open(os.path.join(ingest, "summary.json"), "w") as handle:
-        json.dump(summary, handle)
-    entry = {"path": "COVID/broken.png", "reason": "empty_file", "message": "0 bytes"}
-    with open(os.path.join(quarantine, "quarantine.json"), "w") as handle:
-        json.dump({"count": 1, "by_reason": {"empty_file": 1}, "files": [entry]}, handle)
+    storage.write_json(os.path.join(ingest, example_gen_executor.SUMMARY_FILE), summary)
+    assert example_gen_executor.read_ingest_summary(ingest) == summary
+    example_gen_executor.write_quarantine_report(
+        quarantine, [{"path": "COVID/broken.png", "reason": "empty_file", "message": "0 bytes"}])
 
 
 def _write_embedding_plots(model_run: str) -> None:
