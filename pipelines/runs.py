@@ -41,6 +41,12 @@ def run_and_report(config: PipelineConfig, runner: str) -> int:
     if failure is not None:
         print(f"cxr-pipeline: the run FAILED: {type(failure).__name__}: {failure}",
               file=sys.stderr)
+    return exit_code(failure, summary)
+
+
+def exit_code(failure: Exception | None, summary) -> int:
+    """The command's exit code from how the run ended and its summary (RunSummary or None)."""
+    if failure is not None:
         return EXIT_FAILED
     if summary is None or not summary.blessed or not summary.pushed:
         return EXIT_NOT_BLESSED
