@@ -7,6 +7,11 @@ import numpy as np
 DATA_DIR = Path(__file__).parent / "data"
 VARIANTS = ("fp32", "fp16", "dynamic", "int8", "int8_io", "uint8_io")
 PLAIN_MODEL = DATA_DIR / "plain_fp32.tflite"
+# 4 classes + ood_score, no attention: ood_score = mean level / 100; the top probability grows
+# with the brightness difference between the left and the right half.
+REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"
+# The manifest's referral record the tests give it.
+REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6, "method": "test", "temperature": 1.0}
 
 
 def model_path(variant: str) -> Path:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from edge.manifest import write_model_dir
 from tests.edge.conftest import radiograph_like
-from tests.edge.golden import DATA_DIR, model_path
+from tests.edge.golden import model_path
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
@@ -28,7 +28,6 @@ from edge.serve.options import ServeOptions  # noqa: E402
 from edge.serve.server import serve_in_thread  # noqa: E402
 
 ATTENTION_MODEL = model_path("fp32")  # 4 classes + attention_1
-REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"  # 4 classes + ood_score, no attention
 GATES = [{"gate": "macro F1", "metric": "macro_f1", "value": 0.93, "threshold": 0.9,
           "comparison": ">=", "passed": True},
          {"gate": "COVID recall", "metric": "priority_recall", "value": 0.95, "threshold": 0.9,

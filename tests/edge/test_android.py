@@ -22,12 +22,10 @@ from edge.classifier import (
 from edge.manifest import write_model_dir
 from tests.edge.android_check import compare, summary
 from tests.edge.conftest import radiograph_like
-from tests.edge.golden import DATA_DIR, model_path
+from tests.edge.golden import REFERRAL, REFERRAL_MODEL, model_path
 
-# Golden model (tests/edge/make_golden_models.py): ood_score = mean level / 100; the top
-# probability grows with the brightness difference between the left and the right half.
-REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"
-REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6, "method": "test", "temperature": 1.0}
+# Golden model (tests/edge/golden.py): ood_score = mean level / 100; the top probability grows
+# with the brightness difference between the left and the right half.
 SIZE = 32  # the golden models' input size: no resize on either side
 
 

@@ -20,12 +20,10 @@ from edge.classifier import (
     decide,
 )
 from edge.manifest import write_model_dir
-from tests.edge.golden import DATA_DIR
+from tests.edge.golden import REFERRAL, REFERRAL_MODEL
 
-# Golden model (tests/edge/make_golden_models.py): ood_score = mean level / 100; the top
-# probability grows with the brightness difference between the left and the right half.
-REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"
-REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6, "method": "test", "temperature": 1.0}
+# Golden model (tests/edge/golden.py): ood_score = mean level / 100; the top probability grows
+# with the brightness difference between the left and the right half.
 
 
 def image(left: float, right: float) -> np.ndarray:

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.edge.golden import REFERRAL_MODEL
 from tests.edge.serve_helpers import (
-    REFERRAL_MODEL,
     Client,
     make_model_dir,
     start,

@@ -9,8 +9,8 @@ import pytest
 
 from edge.manifest import ManifestError
 from edge.serve.models import LATEST_FILE, VERSIONS_DIR
+from tests.edge.golden import REFERRAL_MODEL
 from tests.edge.serve_helpers import (
-    REFERRAL_MODEL,
     Client,
     make_model_dir,
     push,
