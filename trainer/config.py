@@ -39,6 +39,10 @@ class TrainConfig:
     max_train_seconds: float | None = None  # stop after the epoch that crosses it
     target_eval_macro_f1: float | None = None  # stop as soon as eval macro F1 reaches it
     verbose: int = 2  # Keras progress: 1 = progress bar, 2 = one line per epoch
+    # Streaming input (trainer/data.py): serialized records held for shuffling. Training reads
+    # each epoch through a buffer of this many records (PNG bytes, not pixels), so memory is
+    # bounded by it, not by the split; a split no larger than it is shuffled completely.
+    shuffle_buffer: int = 2048
 
     # BatchNorm trap (FINDINGS): faster moving averages and a recalibration pass before eval.
     bn_momentum: float = 0.9

@@ -1,12 +1,23 @@
-"""Reading the ExampleGen's tf.Examples into arrays, augmenting, and P×K batch sampling.
+"""The train/eval splits as `tf.data` pipelines, class weights, P×K batches, augmentation.
 
-Images are decoded and resized once with `preprocessing` and held in memory as float32
-(4×600 images at 64 px are 39 MB; the 21k Kaggle images at 224 px about 4 GB). Training then
-shuffles, augments and batches from memory, which keeps epochs cheap on two cores.
+The Trainer streams: `stream_split` reads a split through TFX's data accessor
+(`fn_args.data_accessor.tf_dataset_factory`, a TFXIO over the ExampleGen's gzipped
+tf.Examples) and every pass over it (training epochs, BatchNorm recalibration, eval scoring,
+the referral fit) decodes and resizes records as they stream: serialized records go through
+a bounded shuffle buffer (`TrainConfig.shuffle_buffer` records), are decoded with
+`preprocessing.preprocess_image_bytes` in parallel, batched, augmented and prefetched. What a
+split keeps in memory is one int64 label per decodable record (read once, by `stream_split`),
+so memory does not grow with the number of images (benchmarks: the streaming topic).
+
+`load_split` decodes a whole split into float32 arrays (4×600 images at 64 px are 39 MB; the
+21k Kaggle images at 224 px about 4 GB): for small splits (tests, the Quantizer's calibration
+and gate sets, benchmarks) and as the in-memory reference the streaming benchmark compares
+with. Both kinds of split offer the same interface (`labels`, `skipped`, `len`, `dataset`,
+`class_dataset`, `gather`), so training takes either.
 """
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -14,50 +25,178 @@ import tensorflow as tf
 from edge import spec
 from trainer import preprocessing
 
+READ_BATCH = 64  # records per batch the data accessor reads before they are un-batched
+DEFAULT_SHUFFLE_BUFFER = 2048
+
 
 @dataclasses.dataclass
 class Split:
+    """A split decoded into memory."""
+
     images: np.ndarray  # float32 [N, size, size, 1], 0..255
     labels: np.ndarray  # int64 [N]
     skipped: int = 0  # records whose image failed to decode
+    _slices: tf.data.Dataset | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    def slices(self) -> tf.data.Dataset:
+        """(image, label) elements; built once, so every pass shares one tensor copy."""
+        if self._slices is None:
+            self._slices = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
+        return self._slices
+
+    def dataset(self, batch_size: int, shuffle_seed: int | None = None,
+                repeat: bool = False) -> tf.data.Dataset:
+        """Batches of (float32 images, int64 labels); in split order unless shuffle_seed."""
+        dataset = self.slices()
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        return dataset.batch(batch_size)
+
+    def class_dataset(self, label: int, seed: int) -> tf.data.Dataset:
+        """Endless shuffled (image, label) elements of one class."""
+        members = self.images[self.labels == label]
+        return (tf.data.Dataset.from_tensor_slices((members, tf.fill([len(members)], label)))
+                .map(lambda x, y: (x, tf.cast(y, tf.int64)))
+                .shuffle(len(members), seed=seed, reshuffle_each_iteration=True).repeat())
+
+    def gather(self, indices: np.ndarray) -> np.ndarray:
+        return self.images[indices]
+
+
+@dataclasses.dataclass
+class StreamingSplit:
+    """A split read through TFX's data accessor each time it is iterated; never held decoded.
+
+    `labels` are the labels of the records whose image decodes, in the split's order (the
+    order `dataset()` yields without a shuffle seed)."""
+
+    file_patterns: list[str]
+    image_size: int
+    factory: Callable  # DataAccessor.tf_dataset_factory
+    labels: np.ndarray
+    skipped: int = 0
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def records(self, shuffle_seed: int | None = None, repeat: bool = False,
+                label: int | None = None) -> tf.data.Dataset:
+        """(encoded image, label) scalars, optionally of one class, shuffled in a bounded
+        buffer of serialized records (cheap: PNG bytes, not decoded pixels)."""
+        dataset = self.factory(self.file_patterns, _read_options(), _schema()).unbatch()
+        dataset = dataset.map(
+            lambda features: (features[spec.IMAGE_KEY][0], features[spec.LABEL_KEY][0]))
+        if label is not None:
+            dataset = dataset.filter(lambda image, y: tf.equal(y, label))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(self.shuffle_buffer, seed=shuffle_seed,
+                                      reshuffle_each_iteration=True)
+        return dataset.repeat() if repeat else dataset
+
+    def dataset(self, batch_size: int, shuffle_seed: int | None = None,
+                repeat: bool = False) -> tf.data.Dataset:
+        """Batches of (float32 images, int64 labels), decoded as they stream."""
+        return (_decoded(self.records(shuffle_seed, repeat), self.image_size)
+                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+    def class_dataset(self, label: int, seed: int) -> tf.data.Dataset:
+        """Endless shuffled (image, label) elements of one class, decoded as they stream."""
+        return _decoded(self.records(seed, repeat=True, label=label), self.image_size)
+
+    def gather(self, indices: np.ndarray) -> np.ndarray:
+        """The decoded images at `indices` (a bounded set: a sample, references)."""
+        wanted = np.zeros(len(self), bool)
+        wanted[np.asarray(indices, np.int64)] = True
+        keep = tf.constant(wanted)
+        chosen = (_decoded(self.records(), self.image_size).enumerate()
+                  .filter(lambda index, element: keep[index])
+                  .map(lambda index, element: element[0]).batch(256))
+        out = [batch.numpy() for batch in chosen]
+        size = self.image_size
+        return np.concatenate(out) if out else np.zeros((0, size, size, 1), np.float32)
+
+
+SplitLike = Split | StreamingSplit  # what training, eval scoring and the referral fit take
+
+
+def stream_split(tf_dataset_factory: Callable, file_patterns: Sequence[str], image_size: int,
+                 num_classes: int, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
+                 ) -> StreamingSplit:
+    """The split read through `tf_dataset_factory` (fn_args.data_accessor's); one pass over
+    it here reads the labels of the records whose image decodes and counts the others."""
+    split = _stream(tf_dataset_factory, file_patterns, image_size, shuffle_buffer)
+    total = int(split.records().reduce(np.int64(0), lambda count, _: count + 1).numpy())
+    # Decoding (not resizing) is what tells a readable image: one epoch's decode, once.
+    decoded = split.records().map(
+        lambda image, y: (tf.shape(preprocessing.decode_gray(image))[0], y),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    labels = list(decoded.map(lambda _, y: y).batch(4096).as_numpy_iterator())
+    split.labels = (np.concatenate(labels) if labels else np.zeros(0, np.int64)).astype(np.int64)
+    split.skipped = total - len(split.labels)
+    if not len(split.labels):
+        raise ValueError(f"none of the {total} records in {split.file_patterns[:3]}... "
+                         "could be decoded")
+    _check_labels(split.labels, num_classes)
+    return split
+
+
+def data_accessor(examples_uri: str):
+    """TFX's DataAccessor for an ExampleGen output directory (Split-<name>/ folders), built
+    the way the Trainer executor builds fn_args.data_accessor: for tests and benchmarks."""
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
+
+    examples = standard_artifacts.Examples()
+    examples.uri = examples_uri
+    examples.split_names = '["train", "eval", "test"]'
+    telemetry = ["Trainer"]
+    return fn_args_utils.DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact(
+            [examples], telemetry),
+        record_batch_factory=tfxio_utils.get_record_batch_factory_from_artifact(
+            [examples], telemetry),
+        data_view_decode_fn=None)
+
+
+def _accessor_factory() -> Callable:
+    """The data accessor's tf.Dataset factory for tf.Example TFRecords (the ExampleGen's
+    payload format); it reads the file patterns it is given."""
+    global _FACTORY
+    if _FACTORY is None:
+        _FACTORY = data_accessor("").tf_dataset_factory
+    return _FACTORY
+
+
+_FACTORY = None
+
 
 def load_split(file_patterns: Sequence[str], image_size: int, num_classes: int) -> Split:
-    """Reads gzipped TFRecords of tf.Examples (IMAGE_KEY PNG bytes, LABEL_KEY int64)."""
-    files = _expand(file_patterns)
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    feature_spec = {
-        spec.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        spec.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-    }
-
-    def parse(serialized):
-        example = tf.io.parse_single_example(serialized, feature_spec)
-        image = preprocessing.preprocess_image_bytes(example[spec.IMAGE_KEY], image_size)
-        return image, example[spec.LABEL_KEY]
-
-    total = int(records.reduce(np.int64(0), lambda count, _: count + 1).numpy())
+    """Reads gzipped TFRecords of tf.Examples (IMAGE_KEY PNG bytes, LABEL_KEY int64) into
+    memory (small splits; the Trainer streams, see `stream_split`)."""
+    stream = _stream(_accessor_factory(), file_patterns, image_size)
+    total = int(stream.records().reduce(np.int64(0), lambda count, _: count + 1).numpy())
     # A record whose image does not decode is dropped and counted, the rest go on.
-    parsed = records.map(parse).ignore_errors().batch(256)
     images, labels = [], []
-    for image_batch, label_batch in parsed.as_numpy_iterator():
+    for image_batch, label_batch in stream.dataset(256).as_numpy_iterator():
         images.append(image_batch)
         labels.append(label_batch)
     if not images:
-        raise ValueError(f"none of the {total} records in {files[:3]}... could be decoded")
+        raise ValueError(f"none of the {total} records in {stream.file_patterns[:3]}... "
+                         "could be decoded")
     split = Split(np.concatenate(images), np.concatenate(labels).astype(np.int64))
     split.skipped = total - len(split)
-    bad = (split.labels < 0) | (split.labels >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"{int(bad.sum())} examples carry a label outside 0..{num_classes - 1} "
-            f"(e.g. {split.labels[bad][:5].tolist()}); check custom_config['class_names']"
-        )
+    _check_labels(split.labels, num_classes)
     return split
 
 
@@ -70,37 +209,42 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict:
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
-def training_dataset(split: Split, batch_size: int, seed: int, shift: float, flip: bool,
+def training_dataset(split, batch_size: int, seed: int, shift: float, flip: bool,
                      num_classes: int) -> tf.data.Dataset:
-    """Shuffled, augmented batches of (image, one-hot label) for one pass over the split."""
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (split.images, tf.one_hot(split.labels, num_classes))
-    )
-    dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
-    augment = make_augmenter(split.images.shape[1], shift, flip, seed)
-    return dataset.map(lambda x, y: (augment(x), y)).prefetch(2)
+    """Shuffled, augmented batches of (image, one-hot label) for one pass over the split
+    (a Split or a StreamingSplit). Under several workers each builds the same seeded dataset
+    and keeps its share of each global batch (DATA sharding: any number of files works)."""
+    dataset = split.dataset(batch_size, shuffle_seed=seed)
+    augment = make_augmenter(split.image_size, shift, flip, seed)
+    dataset = dataset.map(lambda x, y: (augment(x), tf.one_hot(y, num_classes)))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.prefetch(2).with_options(options)
 
 
-def pk_dataset(split: Split, p: int, k: int, steps: int, seed: int, shift: float,
+def pk_dataset(split, p: int, k: int, steps: int, seed: int, shift: float,
                flip: bool) -> tf.data.Dataset:
-    """Endless class-balanced batches of P classes × K images, (image, integer label)."""
+    """Endless class-balanced batches of P classes × K images, (image, integer label).
+
+    One endless shuffled stream per class (`split.class_dataset`); a seeded schedule picks
+    P classes per batch (`pk_batch_indices`' rule) and `choose_from_datasets` takes K images
+    from each, so only the images a batch uses are decoded."""
+    classes = np.unique(split.labels)
+    if len(classes) < p:
+        raise ValueError(f"P={p} classes per batch but the split holds only {len(classes)}")
     rng = np.random.default_rng(seed)
 
-    def batches():
+    def schedule():
         while True:
-            for indices in pk_batch_indices(split.labels, p, k, steps, rng):
-                yield split.images[indices], split.labels[indices]
+            for _ in range(max(1, steps)):
+                for position in rng.choice(len(classes), size=p, replace=False):
+                    yield from [position] * k
 
-    size = split.images.shape[1]
-    dataset = tf.data.Dataset.from_generator(
-        batches,
-        output_signature=(
-            tf.TensorSpec([p * k, size, size, 1], tf.float32),
-            tf.TensorSpec([p * k], tf.int64),
-        ),
-    )
-    augment = make_augmenter(size, shift, flip, seed)
+    streams = [split.class_dataset(int(c), seed + int(c)) for c in classes]
+    choice = tf.data.Dataset.from_generator(schedule,
+                                            output_signature=tf.TensorSpec([], tf.int64))
+    dataset = tf.data.Dataset.choose_from_datasets(streams, choice).batch(p * k)
+    augment = make_augmenter(split.image_size, shift, flip, seed)
     return dataset.map(lambda x, y: (augment(x), y)).prefetch(2)
 
 
@@ -157,3 +301,50 @@ def _expand(file_patterns: Sequence[str]) -> list[str]:
 def batched(items: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(items), batch_size):
         yield items[start:start + batch_size]
+
+
+def _stream(factory: Callable, file_patterns: Sequence[str], image_size: int,
+            shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> StreamingSplit:
+    if isinstance(file_patterns, str):
+        file_patterns = [file_patterns]
+    files = _expand(file_patterns)
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
+    return StreamingSplit(list(file_patterns), image_size, factory, np.zeros(0, np.int64),
+                          shuffle_buffer=shuffle_buffer)
+
+
+def _decoded(records: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
+    """(encoded image, label) → (float32 [size, size, 1], label); undecodable records dropped,
+    order kept (the labels read by stream_split line up with an unshuffled pass)."""
+    return records.map(
+        lambda image, label: (preprocessing.preprocess_image_bytes(image, image_size), label),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+
+
+def _read_options():
+    from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
+
+    # Unshuffled reads in file order; shuffling happens on the un-batched records.
+    return TensorFlowDatasetOptions(batch_size=READ_BATCH, shuffle=False, num_epochs=1)
+
+
+def _schema():
+    """The two features training reads (the ExampleGen writes more; the rest are skipped)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    for name, kind in ((spec.IMAGE_KEY, schema_pb2.BYTES), (spec.LABEL_KEY, schema_pb2.INT)):
+        feature = schema.feature.add(name=name, type=kind)
+        feature.shape.dim.add(size=1)
+        feature.presence.min_fraction = 1.0
+    return schema
+
+
+def _check_labels(labels: np.ndarray, num_classes: int) -> None:
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} examples carry a label outside 0..{num_classes - 1} "
+            f"(e.g. {labels[bad][:5].tolist()}); check custom_config['class_names']"
+        )

@@ -77,30 +77,45 @@ class LayerGaussian:
 
 def fit_referral(model: tf_keras.Model, train_split, eval_split,
                  config: ReferralConfig = ReferralConfig()) -> tuple[tf_keras.Model, dict]:
-    """Returns (the model with calibrated probabilities and an `ood_score` output, summary)."""
-    feature_model = feature_extractor(model)
-    train_features = _summaries(feature_model, train_split.images, config.batch_size)
-    eval_features = _summaries(feature_model, eval_split.images, config.batch_size)
-    gaussians = []
-    for (layer, grid), train_f, eval_f in zip(FEATURE_LAYERS, train_features, eval_features,
-                                              strict=True):
-        labels = train_split.labels if layer == CLASS_CONDITIONAL_LAYER else None
-        gaussian = fit_gaussian(layer, grid, train_f, labels, config.components)
-        gaussian.scale = float(np.quantile(distance(gaussian, eval_f), config.layer_quantile))
-        gaussians.append(gaussian)
-    eval_layer_scores = np.stack(
-        [distance(g, f) / g.scale for g, f in zip(gaussians, eval_features, strict=True)], axis=1)
+    """Returns (the model with calibrated probabilities and an `ood_score` output, summary).
+
+    The splits are streamed (trainer.data: a Split or a StreamingSplit), one pass each: the
+    train pass accumulates each layer's per-class sums and sum of outer products, the eval
+    pass keeps per image only its layer distances, probabilities and label."""
+    feature_model = feature_extractor(model, with_probabilities=True)
+    forward = tf.function(lambda x: feature_model(x, training=False))
+    statistics = [GaussianStatistics() for _ in FEATURE_LAYERS]
+    for images, labels in train_split.dataset(config.batch_size).as_numpy_iterator():
+        *features, _ = forward(tf.constant(images))
+        for (layer, _grid), stats, layer_features in zip(FEATURE_LAYERS, statistics, features,
+                                                         strict=True):
+            stats.add(layer_features.numpy(),
+                      labels if layer == CLASS_CONDITIONAL_LAYER else None)
+    gaussians = [stats.gaussian(layer, grid, config.components)
+                 for (layer, grid), stats in zip(FEATURE_LAYERS, statistics, strict=True)]
+
+    distances, probabilities, eval_labels = [], [], []
+    for images, labels in eval_split.dataset(config.batch_size).as_numpy_iterator():
+        *features, batch_probabilities = forward(tf.constant(images))
+        distances.append(np.stack([distance(g, f.numpy())
+                                   for g, f in zip(gaussians, features, strict=True)], axis=1))
+        probabilities.append(batch_probabilities.numpy())
+        eval_labels.append(labels)
+    distances = np.concatenate(distances)
+    probabilities = np.concatenate(probabilities)
+    eval_labels = np.concatenate(eval_labels)
+    for index, gaussian in enumerate(gaussians):
+        gaussian.scale = float(np.quantile(distances[:, index], config.layer_quantile))
+    eval_layer_scores = distances / np.array([g.scale for g in gaussians])
     combined = eval_layer_scores.max(axis=1)
     ood_scale = float(np.quantile(combined, config.acceptance))
     eval_ood = combined / ood_scale
 
-    probabilities = model.predict(eval_split.images, batch_size=config.batch_size,
-                                  verbose=0)[spec.PROBABILITIES_KEY]
-    temperature = fit_temperature(probabilities, eval_split.labels)
+    temperature = fit_temperature(probabilities, eval_labels)
     calibrated = apply_temperature(probabilities, temperature)
     accepted = eval_ood <= 1.0
     refer_below, coverage, accuracy = selective_threshold(
-        calibrated[accepted], eval_split.labels[accepted], config.target_accuracy)
+        calibrated[accepted], eval_labels[accepted], config.target_accuracy)
     exported = with_referral(model, gaussians, ood_scale, temperature)
     summary = {
         "method": METHOD,
@@ -109,8 +124,8 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
         "acceptance_target": config.acceptance,
         "eval_acceptance": float(accepted.mean()),
         "temperature": temperature,
-        "ece_eval_before": metrics.expected_calibration_error(probabilities, eval_split.labels),
-        "ece_eval_after": metrics.expected_calibration_error(calibrated, eval_split.labels),
+        "ece_eval_before": metrics.expected_calibration_error(probabilities, eval_labels),
+        "ece_eval_after": metrics.expected_calibration_error(calibrated, eval_labels),
         "refer_below": refer_below,
         "target_accuracy": config.target_accuracy,
         "eval_coverage_at_refer_below": coverage,
@@ -119,13 +134,19 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
     return exported, summary
 
 
-def feature_extractor(model: tf_keras.Model) -> tf_keras.Model:
-    """The model's input → the per-layer summaries of FEATURE_LAYERS."""
+def feature_extractor(model: tf_keras.Model, with_probabilities: bool = False
+                      ) -> tf_keras.Model:
+    """The model's input → the per-layer summaries of FEATURE_LAYERS (then the model's
+    probabilities when `with_probabilities`)."""
     summaries = [
         FeatureSummary(grid, standardise=layer == INPUT_LAYER,
                        name=f"{LAYER_PREFIX}_summary_{layer}")(_layer_output(model, layer))
         for layer, grid in FEATURE_LAYERS
     ]
+    if with_probabilities:
+        outputs = model.output
+        summaries.append(outputs[spec.PROBABILITIES_KEY] if isinstance(outputs, dict)
+                         else outputs)
     return tf_keras.Model(model.input, summaries, name="referral_features")
 
 
@@ -176,31 +197,69 @@ def _layer_output(model: tf_keras.Model, layer: str):
 def fit_gaussian(layer: str, grid: int, features: np.ndarray, labels: np.ndarray | None,
                  components: int) -> LayerGaussian:
     """Probabilistic-PCA Gaussian (tied covariance; one mean per class when labels are given)."""
-    features = features.astype(np.float64)
-    if labels is None:
-        means = features.mean(axis=0, keepdims=True)
-        centered = features - means
-    else:
-        classes = int(labels.max()) + 1
-        means = np.stack([features[labels == c].mean(axis=0) if np.any(labels == c)
-                          else features.mean(axis=0) for c in range(classes)])
-        centered = features - means[labels]
-    covariance = centered.T @ centered / max(1, len(features) - len(means))
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]
-    k = int(min(components, features.shape[1] - 1, max(1, len(features) // 10)))
-    floor = 1e-6 * max(float(eigenvalues[0]), 1e-12)
-    residual = float(max(eigenvalues[k:].mean() if k < len(eigenvalues) else floor, floor))
-    return LayerGaussian(
-        layer=layer,
-        grid=grid,
-        means=means.astype(np.float32),
-        directions=eigenvectors[:, :k].astype(np.float32),
-        inverse_std=(1.0 / np.sqrt(np.maximum(eigenvalues[:k], floor))).astype(np.float32),
-        residual_inverse_variance=1.0 / residual,
-        scale=1.0,
-    )
+    statistics = GaussianStatistics()
+    statistics.add(features, labels)
+    return statistics.gaussian(layer, grid, components)
+
+
+class GaussianStatistics:
+    """What fit_gaussian needs, accumulated batch by batch: count, per-class counts and sums,
+    and the sum of outer products, in float64 around the first batch's mean (so that large
+    offsets do not cancel catastrophically)."""
+
+    def __init__(self):
+        self.shift: np.ndarray | None = None
+        self.count = 0
+        self.class_counts = np.zeros(0, np.int64)
+        self.class_sums: np.ndarray | None = None
+        self.outer: np.ndarray | None = None
+        self.conditional = False
+
+    def add(self, features: np.ndarray, labels: np.ndarray | None) -> None:
+        features = np.asarray(features, np.float64)
+        if self.shift is None:
+            self.shift = features.mean(axis=0)
+            self.outer = np.zeros((features.shape[1], features.shape[1]))
+            self.class_sums = np.zeros((0, features.shape[1]))
+            self.conditional = labels is not None
+        labels = (np.zeros(len(features), np.int64) if labels is None
+                  else np.asarray(labels, np.int64))
+        classes = max(len(self.class_counts), int(labels.max()) + 1 if len(labels) else 0)
+        if classes > len(self.class_counts):
+            grow = classes - len(self.class_counts)
+            self.class_counts = np.concatenate([self.class_counts, np.zeros(grow, np.int64)])
+            self.class_sums = np.concatenate(
+                [self.class_sums, np.zeros((grow, self.class_sums.shape[1]))])
+        shifted = features - self.shift
+        self.count += len(features)
+        np.add.at(self.class_counts, labels, 1)
+        np.add.at(self.class_sums, labels, shifted)
+        self.outer += shifted.T @ shifted
+
+    def gaussian(self, layer: str, grid: int, components: int) -> LayerGaussian:
+        counts = self.class_counts.astype(np.float64)
+        total_mean = self.class_sums.sum(axis=0) / max(1, self.count)
+        means = np.stack([self.class_sums[c] / counts[c] if counts[c] else total_mean
+                          for c in range(len(counts))])
+        # Σ (x − μ_y)(x − μ_y)ᵀ = Σ x xᵀ − Σ_c n_c μ_c μ_cᵀ (in the shifted coordinates).
+        scatter = self.outer - (means * counts[:, None]).T @ means
+        covariance = scatter / max(1, self.count - len(means))
+        dims = covariance.shape[0]
+        eigenvalues, eigenvectors = np.linalg.eigh((covariance + covariance.T) / 2)
+        order = np.argsort(eigenvalues)[::-1]
+        eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]
+        k = int(min(components, dims - 1, max(1, self.count // 10)))
+        floor = 1e-6 * max(float(eigenvalues[0]), 1e-12)
+        residual = float(max(eigenvalues[k:].mean() if k < len(eigenvalues) else floor, floor))
+        return LayerGaussian(
+            layer=layer,
+            grid=grid,
+            means=(means + self.shift).astype(np.float32),
+            directions=eigenvectors[:, :k].astype(np.float32),
+            inverse_std=(1.0 / np.sqrt(np.maximum(eigenvalues[:k], floor))).astype(np.float32),
+            residual_inverse_variance=1.0 / residual,
+            scale=1.0,
+        )
 
 
 def distance(gaussian: LayerGaussian, features: np.ndarray) -> np.ndarray:
@@ -366,7 +425,3 @@ def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> list[dict]:
              "threshold": float(confidence[order[n - 1]])}
             for n, r in zip(answered, risk, strict=True)]
 
-
-def _summaries(feature_model, images, batch_size):
-    outputs = feature_model.predict(images, batch_size=batch_size, verbose=0)
-    return outputs if isinstance(outputs, list) else [outputs]

@@ -3,7 +3,8 @@
 
 Hyperparameters come from `custom_config` (see `trainer.config.TrainConfig`). Writes the
 SavedModel to `fn_args.serving_model_dir` and `training_summary.json` beside saved_model.pb;
-Siamese embedding plots go to `fn_args.model_run_dir`.
+Siamese embedding plots go to `fn_args.model_run_dir`. The splits stream through
+`fn_args.data_accessor` (trainer/data.py: decoded as they are read, never held in memory).
 
 When TF_CONFIG names several workers (Vertex AI, Kubeflow), every worker runs run_fn: they
 train together under MultiWorkerMirroredStrategy (trainer/distribution.py); only the chief fits
@@ -25,10 +26,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     strategy = distribution.strategy_from_environment()
     config = TrainConfig.from_custom_config(fn_args.custom_config)
     print(f"training {config.model} at {config.image_size} px on {config.class_names}")
-    train_split = data.load_split(fn_args.train_files, config.image_size, config.num_classes)
-    eval_split = data.load_split(fn_args.eval_files, config.image_size, config.num_classes)
-    plot_split = _test_split_if_any(fn_args.eval_files, config) if config.model == "siamese" \
-        else None
+    if fn_args.data_accessor is None:
+        raise ValueError("run_fn streams its splits through fn_args.data_accessor, which the "
+                         "TFX Trainer sets; outside a Trainer build one with "
+                         "trainer.data.data_accessor(examples_uri)")
+    train_split, eval_split = (
+        data.stream_split(fn_args.data_accessor.tf_dataset_factory, files, config.image_size,
+                          config.num_classes, config.shuffle_buffer)
+        for files in (fn_args.train_files, fn_args.eval_files))
+    plot_split = _test_split_if_any(fn_args, config) if config.model == "siamese" else None
     result = train(config, train_split, eval_split, plot_split=plot_split or eval_split,
                    plot_dir=fn_args.model_run_dir, strategy=strategy)
     if not distribution.is_chief(strategy):
@@ -55,9 +61,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     distribution.barrier(strategy)  # the other workers wait for this (no-op on one machine)
 
 
-def _test_split_if_any(eval_patterns, config: TrainConfig):
+def _test_split_if_any(fn_args: tfx.components.FnArgs, config: TrainConfig):
     """The examples artifact's Split-test, if the ExampleGen wrote one (plots only)."""
+    eval_patterns = fn_args.eval_files
     patterns = [pattern.replace("Split-eval", "Split-test") for pattern in eval_patterns]
     if patterns == list(eval_patterns) or not any(tf.io.gfile.glob(p) for p in patterns):
         return None
-    return data.load_split(patterns, config.image_size, config.num_classes)
+    return data.stream_split(fn_args.data_accessor.tf_dataset_factory, patterns,
+                             config.image_size, config.num_classes, config.shuffle_buffer)

@@ -40,8 +40,8 @@ class TrainResult:
     summary: dict[str, object]  # JSON-ready: epochs, best eval macro F1, per-class F1, history
 
 
-def train(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
-          plot_split: data.Split | None = None, plot_dir: str | None = None,
+def train(config: TrainConfig, train_split: data.SplitLike, eval_split: data.SplitLike,
+          plot_split: data.SplitLike | None = None, plot_dir: str | None = None,
           strategy: tf.distribute.Strategy | None = None) -> TrainResult:
     """Trains the configured model; returns it with the best eval-F1 weights restored.
 
@@ -71,13 +71,13 @@ def train(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
     return result
 
 
-def _train_classifier(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
-                      strategy: tf.distribute.Strategy) -> TrainResult:
+def _train_classifier(config: TrainConfig, train_split: data.SplitLike,
+                      eval_split: data.SplitLike, strategy: tf.distribute.Strategy) -> TrainResult:
     with strategy.scope():  # the default strategy's scope on one machine: no change
         model, classifier = compiled_classifier(config, len(train_split))
 
     def predict_eval_labels():
-        probabilities = classifier.predict(eval_split.images, batch_size=64, verbose=0)
+        probabilities = classifier.predict(_images_only(eval_split, 64), verbose=0)
         return probabilities.argmax(axis=1)
 
     selector = EvalMacroF1Selector(config, classifier, train_split, eval_split,
@@ -104,8 +104,9 @@ def _local_copy(model: tf_keras.Model, config: TrainConfig) -> tf_keras.Model:
     return copy
 
 
-def _train_siamese(config: TrainConfig, train_split: data.Split, eval_split: data.Split,
-                   plot_split: data.Split | None, plot_dir: str | None) -> TrainResult:
+def _train_siamese(config: TrainConfig, train_split: data.SplitLike,
+                   eval_split: data.SplitLike, plot_split: data.SplitLike | None,
+                   plot_dir: str | None) -> TrainResult:
     embedding_model = siamese.build_embedding_model(config)
     embedder = tf_keras.Model(embedding_model.input, embedding_model.output[spec.EMBEDDING_KEY])
     plots = {}
@@ -121,11 +122,13 @@ def _train_siamese(config: TrainConfig, train_split: data.Split, eval_split: dat
     # During training, score eval by nearest prototype over a bounded sample of train images.
     sample = siamese.bounded_reference_set(train_split.labels, 64, config.seed)
 
+    sample_images = train_split.gather(sample)  # a bounded set, decoded once
+
     def predict_eval_labels():
-        reference = embed(embedder, train_split.images[sample])
+        reference = embed(embedder, sample_images)
         prototypes = siamese.class_prototypes(reference, train_split.labels[sample],
                                               config.num_classes)
-        return (embed(embedder, eval_split.images) @ prototypes.T).argmax(axis=1)
+        return (embed(embedder, eval_split) @ prototypes.T).argmax(axis=1)
 
     selector = EvalMacroF1Selector(config, embedder, train_split, eval_split,
                                    predict_eval_labels)
@@ -144,10 +147,11 @@ def _train_siamese(config: TrainConfig, train_split: data.Split, eval_split: dat
 
 
 def choose_siamese_classifier(config: TrainConfig, embedder: tf_keras.Model,
-                              train_split: data.Split, eval_split: data.Split):
+                              train_split: data.SplitLike, eval_split: data.SplitLike):
     """Builds the prototype and the bounded-kNN classifier, scores both on eval, keeps one."""
-    train_embeddings = embed(embedder, train_split.images)
-    eval_embeddings = embed(embedder, eval_split.images)
+    # Embeddings (embedding_dims floats an image), not images, are held for the whole split.
+    train_embeddings = embed(embedder, train_split)
+    eval_embeddings = embed(embedder, eval_split)
     reference = siamese.bounded_reference_set(
         train_split.labels, config.knn_reference_per_class, config.seed
     )
@@ -218,8 +222,9 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
     """After each epoch: recalibrate BatchNorm, score eval macro F1, keep the best weights,
     stop early on a plateau or when the time budget is spent; restore the best at the end."""
 
-    def __init__(self, config: TrainConfig, model: tf_keras.Model, train_split: data.Split,
-                 eval_split: data.Split, predict_eval_labels: Callable[[], np.ndarray],
+    def __init__(self, config: TrainConfig, model: tf_keras.Model,
+                 train_split: data.SplitLike, eval_split: data.SplitLike,
+                 predict_eval_labels: Callable[[], np.ndarray],
                  strategy: tf.distribute.Strategy | None = None):
         super().__init__()
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -234,14 +239,17 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
         self.best_report: dict[str, object] = {}
         self.history: list[dict[str, float]] = []
         self.started = time.monotonic()
-        self.rng = np.random.default_rng(config.seed)
+        # Training batches for the recalibration, unaugmented, streamed from a shuffled
+        # endless pass (one iterator for the whole run).
+        self.bn_batches = iter(_images_only(train_split, config.batch_size, config.seed + 1,
+                                            repeat=True))
         self.bn_forward = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         self.bn_forward = recalibrate_batchnorm(
-            self.network, self.train_split.images, self.config.bn_recalibration_batches,
-            self.config.batch_size, self.rng, self.bn_forward)
+            self.network, self.bn_batches, self.config.bn_recalibration_batches,
+            self.config.batch_size, None, self.bn_forward)
         report = metrics.f1_report(self.eval_split.labels, self.predict_eval_labels(),
                                    self.config.class_names)
         # The chief's score and clock on every worker: all take the same decisions below.
@@ -286,9 +294,12 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
         }
 
 
-def recalibrate_batchnorm(model: tf_keras.Model, images: np.ndarray, batches: int,
-                          batch_size: int, rng: np.random.Generator, forward=None):
+def recalibrate_batchnorm(model: tf_keras.Model, images, batches: int,
+                          batch_size: int, rng: np.random.Generator | None, forward=None):
     """"Precise BN": set moving statistics to their average over `batches` training batches.
+
+    `images`: an iterator of image batches (the Trainer's: a shuffled stream), or an array
+    to draw `batch_size` images from with `rng` for each batch.
 
     `forward` is a traced training-mode pass whose BatchNorm layers use momentum 0, so each
     call leaves exactly one batch's statistics in the moving variables; we average those.
@@ -303,8 +314,12 @@ def recalibrate_batchnorm(model: tf_keras.Model, images: np.ndarray, batches: in
         [layer.moving_variance for layer in bn_layers]
     sums = [np.zeros(v.shape, np.float64) for v in statistics]
     for _ in range(batches):
-        indices = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
-        forward(tf.constant(images[indices]))
+        if isinstance(images, np.ndarray):
+            indices = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
+            batch = images[indices]
+        else:
+            batch = next(images)
+        forward(tf.constant(batch))
         for total, variable in zip(sums, statistics, strict=True):
             total += variable.numpy()
     for total, variable in zip(sums, statistics, strict=True):
@@ -329,15 +344,26 @@ def _momentum_zero_forward(model: tf_keras.Model, bn_layers):
     return forward
 
 
-def embed(embedder: tf_keras.Model, images: np.ndarray) -> np.ndarray:
-    return embedder.predict(images, batch_size=64, verbose=0)
+def embed(embedder: tf_keras.Model, images) -> np.ndarray:
+    """Embeddings of an image array or of a split's images (streamed, in split order)."""
+    if not isinstance(images, np.ndarray):
+        images = _images_only(images, 64)
+    return embedder.predict(images, batch_size=None if isinstance(images, tf.data.Dataset)
+                            else 64, verbose=0)
 
 
-def _plot(embedder, split: data.Split, config: TrainConfig, plot_dir: str, stage: str) -> str:
+def _images_only(split, batch_size: int, shuffle_seed: int | None = None,
+                 repeat: bool = False) -> tf.data.Dataset:
+    """A split's image batches without labels (in split order unless shuffle_seed)."""
+    return split.dataset(batch_size, shuffle_seed, repeat).map(lambda images, labels: images)
+
+
+def _plot(embedder, split: data.SplitLike, config: TrainConfig, plot_dir: str,
+          stage: str) -> str:
     from trainer.plots import plot_embeddings
 
     os.makedirs(plot_dir, exist_ok=True)
     path = os.path.join(plot_dir, f"embeddings_{stage}.png")
-    plot_embeddings(embed(embedder, split.images), split.labels, config.class_names, path,
+    plot_embeddings(embed(embedder, split), split.labels, config.class_names, path,
                     f"Embeddings {stage} training")
     return path

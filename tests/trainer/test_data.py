@@ -105,3 +105,36 @@ def test_augmenter_shifts_each_image_independently():
     assert out.shape == (8, 32, 32, 1)
     centres = {tuple(np.argwhere(o[..., 0] == 255).mean(axis=0).round(1)) for o in out}
     assert len(centres) > 1
+
+
+def test_streaming_split_reads_through_the_data_accessor_like_the_in_memory_reader(tmp_path):
+    rng = np.random.default_rng(1)
+    split_dir = tmp_path / "Split-train"
+    split_dir.mkdir()
+    records = [example(png_bytes(rng.integers(0, 256, (30 + i, 40))), i % 4) for i in range(22)]
+    records.insert(5, example(b"not a png", 2))
+    write_records(split_dir / "data_tfrecord-00000-of-00001.gz", records)
+    pattern = [str(split_dir / "*")]
+    accessor = data.data_accessor(str(tmp_path))
+    stream = data.stream_split(accessor.tf_dataset_factory, pattern, 32, 4, shuffle_buffer=8)
+    memory = data.load_split(pattern, 32, 4)
+    assert stream.labels.tolist() == memory.labels.tolist() and len(stream) == 22
+    assert stream.skipped == memory.skipped == 1
+
+    images, labels = zip(*stream.dataset(5).as_numpy_iterator(), strict=True)
+    np.testing.assert_array_equal(np.concatenate(images), memory.images)  # same decoder, order
+    assert [len(batch) for batch in labels] == [5, 5, 5, 5, 2]
+    shuffled = stream.dataset(5, shuffle_seed=3)
+    first, second = ([y for _, y in shuffled.as_numpy_iterator()] for _ in range(2))
+    assert sorted(np.concatenate(first).tolist()) == sorted(memory.labels.tolist())
+    assert np.concatenate(first).tolist() != np.concatenate(second).tolist()  # reshuffled
+    np.testing.assert_array_equal(stream.gather(np.array([0, 7, 21])), memory.images[[0, 7, 21]])
+
+    pk = data.pk_dataset(stream, p=2, k=3, steps=4, seed=0, shift=0.1, flip=False)
+    for batch_images, batch_labels in pk.take(5):
+        assert batch_images.shape == (6, 32, 32, 1)
+        assert sorted(np.bincount(batch_labels.numpy(), minlength=4).tolist()) == [0, 0, 3, 3]
+    weights = data.class_weights(stream.labels, 4)
+    assert weights == data.class_weights(memory.labels, 4)
+    batch_images, one_hot = next(iter(data.training_dataset(stream, 8, 0, 0.1, False, 4)))
+    assert batch_images.shape == (8, 32, 32, 1) and one_hot.shape == (8, 4)

@@ -22,9 +22,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WORKER = """
 import json, sys
 from tfx import v1 as tfx
+from trainer.data import data_accessor
 from trainer.run import run_fn
 args = json.loads(sys.argv[1])
-run_fn(tfx.components.FnArgs(**args))
+accessor = data_accessor(args.pop("examples"))  # as the Trainer executor builds it
+run_fn(tfx.components.FnArgs(data_accessor=accessor, **args))
 """
 
 
@@ -53,7 +55,8 @@ def test_two_workers_train_and_only_the_chief_exports(tmp_path):
               "batch_size": 8, "bn_recalibration_batches": 1, "verbose": 2, "referral": False}
     workers, logs = [], []
     for index in range(2):
-        args = {"train_files": [os.path.join(examples, "Split-train", "*")],
+        args = {"examples": examples,
+                "train_files": [os.path.join(examples, "Split-train", "*")],
                 "eval_files": [os.path.join(examples, "Split-eval", "*")],
                 "serving_model_dir": str(tmp_path / f"model-{index}"),
                 "model_run_dir": str(tmp_path / f"model_run-{index}"),

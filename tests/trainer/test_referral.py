@@ -35,6 +35,33 @@ def test_class_conditional_distance_is_to_the_nearest_class_mean():
     assert referral.distance(pooled, between) < referral.distance(pooled, near_a_mean)
 
 
+def test_gaussian_accumulated_batch_by_batch_equals_the_direct_fit():
+    """The referral fit streams the train split: statistics added per batch give the Gaussian
+    that centred features would (means, covariance eigen-directions, residual variance),
+    also with a large common offset and a class absent from the first batch."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1, 2], 100)
+    rng.shuffle(labels)
+    labels[:64] = np.where(labels[:64] == 2, 0, labels[:64])
+    features = 1e3 + rng.normal(0, 1, (300, 12)) * np.linspace(0.5, 4, 12) + labels[:, None]
+    centred = features - np.stack([features[labels == c].mean(axis=0) for c in range(3)])[labels]
+    covariance = centred.T @ centred / (300 - 3)
+    eigenvalues = np.sort(np.linalg.eigvalsh(covariance))[::-1]
+    statistics = referral.GaussianStatistics()
+    for start in range(0, 300, 64):
+        statistics.add(features[start:start + 64], labels[start:start + 64])
+    streamed = statistics.gaussian("l", 1, components=5)
+    direct = referral.fit_gaussian("l", 1, features, labels, components=5)
+    for gaussian in (streamed, direct):
+        np.testing.assert_allclose(gaussian.means, [features[labels == c].mean(axis=0)
+                                                    for c in range(3)], rtol=1e-6)
+        np.testing.assert_allclose(1 / gaussian.inverse_std ** 2, eigenvalues[:5], rtol=1e-5)
+        np.testing.assert_allclose(1 / gaussian.residual_inverse_variance,
+                                   eigenvalues[5:].mean(), rtol=1e-5)
+    np.testing.assert_allclose(referral.distance(streamed, features[:20]),
+                               referral.distance(direct, features[:20]), rtol=1e-4)
+
+
 def test_temperature_scaling_recovers_an_over_confident_model_and_keeps_the_arg_max():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 4, 2000)
