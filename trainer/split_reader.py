@@ -66,12 +66,17 @@ def first_value(features: dict, key: str, default=None):
 
 
 def read_split(examples_uri: str, split: str, image_size: int, limit: int | None = None,
-               keep_encoded: bool = False) -> Split:
+               keep_encoded: bool = False, per_class: int | None = None, seed: int = 0) -> Split:
     """Decodes up to `limit` images of a split with the edge decoder, as the device will.
 
-    An example whose image does not decode is counted in `skipped`, the rest go on."""
+    With `per_class`, a seeded uniform sample of at most that many examples of each label
+    instead (the files are in ExampleGen order: their first hundred may hold only some of the
+    classes). An example whose image does not decode is counted in `skipped`, the rest go on."""
+    examples = records(examples_uri, split)
+    if per_class is not None:
+        examples = _sample_per_class(examples, per_class, seed)
     images, labels, sources, encoded, skipped = [], [], [], [], 0
-    for features in records(examples_uri, split):
+    for features in examples:
         if limit is not None and len(labels) >= limit:
             break
         data = first_value(features, spec.IMAGE_KEY, b"")
@@ -89,3 +94,21 @@ def read_split(examples_uri: str, split: str, image_size: int, limit: int | None
     shape = (0, image_size, image_size, 1)
     return Split(np.stack(images) if images else np.zeros(shape, np.float32),
                  np.asarray(labels, np.int64), skipped, sources, encoded)
+
+
+def _sample_per_class(examples, per_class: int, seed: int) -> list:
+    """Reservoir sampling per label: each example of a label is kept with equal chance."""
+    rng = np.random.default_rng(seed)
+    kept: dict[int, list] = {}
+    seen: dict[int, int] = {}
+    for features in examples:
+        label = int(first_value(features, spec.LABEL_KEY, -1))
+        seen[label] = seen.get(label, 0) + 1
+        reservoir = kept.setdefault(label, [])
+        if len(reservoir) < per_class:
+            reservoir.append(features)
+        else:
+            slot = int(rng.integers(seen[label]))
+            if slot < per_class:
+                reservoir[slot] = features
+    return [features for label in sorted(kept) for features in kept[label]]
