@@ -19,7 +19,9 @@
 5. ExampleGen images/s, single vs multi-process (bench_ingest.py);
 6. `make demo` wall time (demo_time.py);
 7. `cxr-edge serve` throughput and p95 latency for N concurrent clients, and the install size
-   the `serve` extra adds (serve_load.py).
+   the `serve` extra adds (serve_load.py);
+8. streaming input: peak RSS and images/s of one training epoch on N and 4N demo images, the
+   Trainer's streaming path vs in-memory arrays (streaming.py).
 Writes benchmarks/results.json and benchmarks/RESULTS.md (--out-dir to change). A topic that
 fails is recorded with its error and the others go on. Not part of `make test`.
 """
@@ -44,13 +46,14 @@ from benchmarks import (  # noqa: E402
     models,
     report,
     serve_load,
+    streaming,
     test_images,
     training,
 )
 from benchmarks.common import BENCH_DIR, REPO_ROOT, edge_python  # noqa: E402
 from pipelines.demo import DEMO_PER_CLASS  # noqa: E402
 
-TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo", "serve")
+TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo", "serve", "streaming")
 NEEDS_MODELS = {"latency", "footprint", "training"}  # the topics that use the trained models
 
 
@@ -100,6 +103,9 @@ def main(argv=None) -> int:
         results["serve"] = _topic(results, "serve", lambda: serve_load.measure(
             python, _serve_model(args, bench), args.serve_clients, args.serve_requests,
             work_dir=args.work_dir))
+    if "streaming" not in args.skip:
+        results["streaming"] = _topic(results, "streaming", lambda: streaming.measure(
+            args.work_dir, args.stream_images, args.stream_size))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["bench_wall_s"] = round(time.monotonic() - started, 1)
 
@@ -153,6 +159,9 @@ def _parser():
                         "(default: the pushed model, else the 224 px attention int8)")
     parser.add_argument("--serve-clients", default="1,4,16,50", help="concurrent clients")
     parser.add_argument("--serve-requests", type=int, help="uploads per round (100)")
+    parser.add_argument("--stream-images", type=int,
+                        help="streaming topic: N train images (also 4N; 400)")
+    parser.add_argument("--stream-size", type=int, help="streaming topic: image side (128)")
     parser.add_argument("--skip", action="append", default=[], choices=TOPICS)
     parser.add_argument("--update", action="store_true",
                         help="keep the other topics of the existing results.json and replace "
@@ -176,6 +185,8 @@ def _apply_sizing(args):
         "deploy_rounds": 1 if quick else 3,
         "deploy_runs": 5 if quick else 30,
         "serve_requests": 20 if quick else 100,
+        "stream_images": 40 if quick else 400,
+        "stream_size": 64 if quick else 128,
         "out_dir": str(BENCH_DIR),
     }
     for key, value in defaults.items():
