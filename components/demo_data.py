@@ -1,18 +1,26 @@
 """Synthetic chest X-ray phantoms in the Kaggle COVID-19 Radiography layout (SYNTHETIC DATA).
 
-No real patient images can be downloaded here, so the demo trains on generated phantoms:
-a thorax with lungs, ribs, clavicles, spine, heart shadow and diaphragm, plus one finding
-per class, written as 8-bit grayscale PNGs under `<Class>/images/<Class>-<n>.png`:
+No real patient images can be downloaded here, so the demo trains on generated phantoms: a
+thorax with lungs, ribs, clavicles, spine, heart shadow and diaphragm, plus three or four
+localized lesions at random places in the lungs. Every class, Normal included, carries lesions
+at positions drawn the same way, each adding the very same densities (re-drawn, rank for rank,
+from one soft disk's); only their local shape and texture say the class:
 
-- COVID: bilateral, peripheral, lower-zone ground-glass haze (patchy, soft-edged).
-- Lung_Opacity: unilateral lobar consolidation (dense, homogeneous, sharp fissure edge).
-- Viral Pneumonia: bilateral perihilar interstitial pattern (reticular lines and nodules).
-- Normal: clear lungs.
+- COVID: ground-glass rings (a thin annulus over a faint haze, the "atoll" sign).
+- Lung_Opacity: compact, homogeneous, sharp-edged consolidations.
+- Viral Pneumonia: reticular patches (a cross-hatched net of lines).
+- Normal: benign calcified granulomas (a cluster of small dense dots) — not a finding.
 
-Findings are drawn coarse enough to survive a 64 px model input, and vary in position,
-extent and intensity. Every image is then mapped to a mean and standard deviation drawn
-from one class-independent distribution, so global brightness or contrast says nothing
-about the class: a model has to find the finding.
+So a linear model cannot read the class: averaged over the random positions every class adds
+the same density to every pixel, and each image's pixel values are then re-drawn, rank for
+rank, from the histogram of the same thorax without its lesions, so the intensity histogram is
+class-independent too. Brightness, contrast (gamma), patient position, size and tilt are
+jittered the same way for every class. tests/components/test_demo_data.py measures linear
+probes (logistic regression on 8/16/32 px pixels and on the histogram).
+
+`generate` also writes each image's ground-truth finding mask (255 inside a finding, 0
+elsewhere; all zero for Normal, whose granulomas are no finding) under
+`<Class>/masks/<Class>-<n>.png`, which ingestion ignores, so attention maps can be scored.
 
 Each image gets its own numpy Generator seeded from (seed, class name, index), so the
 bytes of `COVID-7.png` do not depend on how many images of other classes were asked for.
@@ -30,53 +38,73 @@ from edge import spec
 
 DEFAULT_PER_CLASS = 100
 DEFAULT_SEED = 0
+# Changes whenever the same arguments draw different images (caches of generated sets key on it).
+GENERATOR_VERSION = 2  # 2: localized lesions in every class, finding masks (issue 14)
+IMAGES_FOLDER = "images"
+MASKS_FOLDER = "masks"  # components/image_example_gen/ingest.py ignores this folder
 
-# Which finding each known class name gets.
-_FINDINGS = {
-    "COVID": "ground_glass",
-    "Lung_Opacity": "consolidation",
-    "Normal": "clear",
-    "Viral Pneumonia": "interstitial",
+# Which lesion each known class name gets.
+_LESIONS = {
+    "COVID": "ring",
+    "Lung_Opacity": "solid",
+    "Normal": "granulomas",
+    "Viral Pneumonia": "reticular",
 }
 
 
 def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
              seed=DEFAULT_SEED, class_names=spec.CLASS_NAMES):
-    """Writes `per_class` phantoms per class under out_dir; returns {class name: [paths]}."""
+    """Writes `per_class` phantoms per class under out_dir (images/ and masks/ per class);
+    returns {class name: [image paths]}."""
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
     if size < 32:
         raise ValueError(f"size must be >= 32 px, got {size}")
-    unknown = [name for name in class_names if name not in _FINDINGS]
+    unknown = [name for name in class_names if name not in _LESIONS]
     if unknown:
         raise ValueError(f"no phantom finding defined for classes {unknown}; "
-                         f"known: {sorted(_FINDINGS)}")
+                         f"known: {sorted(_LESIONS)}")
     written = {}
     for name in class_names:
-        image_dir = os.path.join(out_dir, name, "images")
+        image_dir = os.path.join(out_dir, name, IMAGES_FOLDER)
+        mask_dir = os.path.join(out_dir, name, MASKS_FOLDER)
         os.makedirs(image_dir, exist_ok=True)
+        os.makedirs(mask_dir, exist_ok=True)
         written[name] = []
         for index in range(1, per_class + 1):
-            pixels = render_phantom(name, index, size=size, seed=seed)
-            path = os.path.join(image_dir, f"{name}-{index}.png")
+            pixels, mask = render_case(name, index, size=size, seed=seed)
+            file_name = f"{name}-{index}.png"
+            path = os.path.join(image_dir, file_name)
             _write_png(pixels, path)
+            _write_png(np.where(mask, 255, 0).astype(np.uint8),
+                       os.path.join(mask_dir, file_name))
             written[name].append(path)
     return written
 
 
 def render_phantom(class_name, index, size=spec.DEMO_IMAGE_SIZE, seed=DEFAULT_SEED):
     """Returns one phantom as a uint8 [size, size] array, a pure function of its arguments."""
+    return render_case(class_name, index, size=size, seed=seed)[0]
+
+
+def render_case(class_name, index, size=spec.DEMO_IMAGE_SIZE, seed=DEFAULT_SEED):
+    """Returns (uint8 [size, size] image, bool [size, size] finding mask) for one phantom."""
+    if class_name not in _LESIONS:
+        raise ValueError(f"no phantom finding defined for class {class_name!r}; "
+                         f"known: {sorted(_LESIONS)}")
     rng = np.random.default_rng([seed, zlib.crc32(class_name.encode("utf-8")), index])
     grid = _Grid(size, rng)
-    density, lungs = _anatomy(grid, rng)
-    finding = _FINDINGS[class_name]
-    if finding == "ground_glass":
-        density += _ground_glass(grid, lungs, rng)
-    elif finding == "consolidation":
-        density += _consolidation(grid, lungs, rng)
-    elif finding == "interstitial":
-        density += _interstitial(grid, lungs, rng)
-    return _expose(density, grid, rng)
+    anatomy, lungs = _anatomy(grid, rng)
+    kind = _LESIONS[class_name]
+    lesions, mask = _lesions(kind, grid, lungs, rng)
+    return _expose(anatomy, anatomy + lesions, rng), mask
+
+
+def finding_mask_path(image_path):
+    """Where generate() wrote the mask of the image at image_path (Kaggle layout)."""
+    class_dir, file_name = os.path.split(os.path.dirname(image_path))[0], \
+        os.path.basename(image_path)
+    return os.path.join(class_dir, MASKS_FOLDER, file_name)
 
 
 def main(argv=None):
@@ -99,11 +127,12 @@ def run_from_args(args):
     written = generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed)
     total = sum(len(paths) for paths in written.values())
     print(f"wrote {total} SYNTHETIC phantom images ({args.per_class} per class, "
-          f"{args.size} px, seed {args.seed}) to {args.out}")
+          f"{args.size} px, seed {args.seed}) and their finding masks to {args.out}")
     return 0
 
 
-_CLI_HELP = "Write deterministic SYNTHETIC chest X-ray phantoms in the Kaggle folder layout."
+_CLI_HELP = ("Write deterministic SYNTHETIC chest X-ray phantoms (and finding masks) in the "
+             "Kaggle folder layout.")
 
 
 def _add_arguments(parser):
@@ -126,7 +155,16 @@ class _Grid:
         cos, sin = np.cos(angle), np.sin(angle)
         self.u = cos * (u - du) - sin * (v - dv)
         self.v = sin * (u - du) + cos * (v - dv)
+        self._pose = (cos, sin, du, dv)
         self.pixel = 2.0 / size  # one pixel in normalised units
+        self.scale = 1.0  # the patient's size, set by _anatomy
+
+    def to_pixel(self, u, v):
+        """(row, column) of the pixel nearest the patient point (u, v)."""
+        cos, sin, du, dv = self._pose
+        x, y = cos * u + sin * v + du, -sin * u + cos * v + dv
+        column, row = ((np.array([x, y]) + 1.0) / 2.0 * self.size - 0.5).round().astype(int)
+        return min(max(row, 0), self.size - 1), min(max(column, 0), self.size - 1)
 
 
 class _Lung:
@@ -134,6 +172,8 @@ class _Lung:
 
     def __init__(self, grid, side, center_u, center_v, half_width, half_height):
         self.side = side  # -1: image left (patient right), +1: image right
+        self.center = (center_u, center_v)
+        self.half = (half_width, half_height)
         self.lateral = (grid.u - center_u) / half_width * side
         self.vertical = (grid.v - center_v) / half_height
         # Wider at the base than at the apex, like a real lung field.
@@ -146,6 +186,7 @@ def _anatomy(grid, rng):
     """Returns the density map of a normal thorax and its two lungs."""
     u, v = grid.u, grid.v
     scale = rng.uniform(0.9, 1.05)
+    grid.scale = scale
     body = _soft_ellipse(u, v, 0.0, 0.15, 0.88 * scale, 1.15 * scale, 0.05)
     density = 0.15 + 0.55 * body
 
@@ -189,71 +230,127 @@ def _anatomy(grid, rng):
     return density, lungs
 
 
-def _ground_glass(grid, lungs, rng):
-    """COVID: bilateral, peripheral, lower-zone patchy haze."""
+def _lesions(kind, grid, lungs, rng):
+    """Returns (added density, finding mask): three or four lesions of `kind` in the lungs.
+
+    Count, places, radii and each lesion's total density are drawn the same way for every
+    kind, so only the local shape differs between classes.
+    """
     added = np.zeros_like(grid.u)
-    for lung in lungs:
-        inner = rng.uniform(0.2, 0.45)
-        top = rng.uniform(-0.5, 0.0)
-        peripheral = _soft_step(lung.lateral - inner, 0.15)
-        lower = _soft_step(lung.vertical - top, 0.2)
-        patches = _soft_step(_smooth_noise(grid.size, 4, rng) + 0.6, 0.3)
-        strength = rng.uniform(0.22, 0.32)
-        added += strength * peripheral * lower * patches * lung.mask
-    return added
-
-
-def _consolidation(grid, lungs, rng):
-    """Lung_Opacity: one dense lobe with a sharp fissure edge, the rest of that lung clear."""
-    lung = lungs[rng.integers(2)]
-    fissure = rng.uniform(-0.3, 0.3) + rng.uniform(-0.3, 0.3) * lung.lateral
-    if rng.random() < 0.5:
-        lobe = _soft_step(lung.vertical - fissure, 0.05)  # lower lobe
-    else:
-        lobe = _soft_step(fissure - lung.vertical, 0.05)  # upper lobe
-    texture = 1.0 + 0.15 * _smooth_noise(grid.size, 6, rng)
-    return rng.uniform(0.26, 0.36) * lobe * texture * lung.mask
-
-
-def _interstitial(grid, lungs, rng):
-    """Viral Pneumonia: bilateral perihilar reticulo-nodular pattern."""
-    added = np.zeros_like(grid.u)
-    cells = int(rng.integers(5, 8))
-    for lung in lungs:
-        # Perihilar: strongest near the medial, middle part of each lung.
-        perihilar = np.exp(-((lung.lateral + 0.6) / 0.9) ** 2 - (lung.vertical / 0.8) ** 2)
-        # Reticulation: ridges of smooth noise form a coarse net of lines.
-        ridges = 1.0 - np.abs(_smooth_noise(grid.size, cells, rng))
-        net = np.clip(ridges - 0.6, 0, None) / 0.4
-        nodules = _nodules(grid, lung, rng)
-        strength = rng.uniform(0.14, 0.22)
-        added += strength * (0.35 * perihilar + net * perihilar + nodules) * lung.mask
-    return added
-
-
-def _nodules(grid, lung, rng):
-    count = int(rng.integers(8, 15))
-    radius = max(rng.uniform(0.035, 0.05), 0.9 * grid.pixel)
-    spots = np.zeros_like(grid.u)
+    mask = np.zeros(grid.u.shape, dtype=bool)
+    count = int(rng.integers(3, 5))
+    centers = []
     for _ in range(count):
-        # Rejection-free: place in lung-local coordinates, weighted to the hilum.
-        lateral = rng.uniform(-0.9, 0.5)
-        vertical = rng.uniform(-0.8, 0.8)
-        distance = (lung.lateral - lateral) ** 2 + (lung.vertical - vertical) ** 2
-        spots = np.maximum(spots, np.exp(-distance / (2 * (radius / 0.27) ** 2)))
-    return spots
+        radius = rng.uniform(0.17, 0.22) * grid.scale
+        cu, cv = _lesion_center(grid, lungs, centers, radius, rng)
+        centers.append((cu, cv, radius))
+        density = rng.uniform(0.3, 0.42)
+        du, dv = grid.u - cu, grid.v - cv
+        pattern = _LESION_PATTERNS[kind](du, dv, radius, grid, rng)
+        added += density * _same_values_as_a_disk(pattern, du, dv, radius)
+        if kind in _MASK_EXTENT:
+            mask |= du ** 2 + dv ** 2 <= (_MASK_EXTENT[kind] * radius) ** 2
+    return added, mask
 
 
-def _expose(density, grid, rng):
-    """Density → 8-bit image with class-independent brightness, contrast and noise."""
+def _same_values_as_a_disk(pattern, du, dv, radius):
+    """Re-draws the pattern's values, rank for rank, from a soft disk's of the same radius.
+
+    Every lesion kind then adds the very same set of densities (same area, same total, same
+    edge profile) and differs only in where they go: its shape. Without this a solid blob
+    raises many pixels a little and a granuloma few pixels a lot, and the whole image's rank
+    mapping (_expose) would carry that difference into every lung pixel, where a linear model
+    reads it.
+    """
+    disk = _soft_step(1.0 - np.sqrt(du ** 2 + dv ** 2) / (_DISK_EXTENT * radius), 0.1)
+    values = np.sort(disk, axis=None)
+    out = np.empty(pattern.size)
+    out[np.argsort(pattern, axis=None, kind="stable")] = values
+    return out.reshape(pattern.shape)
+
+
+def _lesion_center(grid, lungs, taken, radius, rng):
+    """A point well inside a lung (not behind the heart), apart from the lesions so far."""
+    for _ in range(200):
+        lung = lungs[rng.integers(2)]
+        lateral, vertical = rng.uniform(-0.65, 0.65), rng.uniform(-0.65, 0.7)
+        cu = lung.center[0] + lateral * lung.half[0] * lung.side
+        cv = lung.center[1] + vertical * lung.half[1]
+        row, col = grid.to_pixel(cu, cv)
+        if lung.mask[row, col] < 0.7:
+            continue
+        if all((cu - u) ** 2 + (cv - v) ** 2 > (radius + r + 0.05) ** 2 for u, v, r in taken):
+            return cu, cv
+    return cu, cv
+
+
+def _ring(du, dv, radius, grid, rng):
+    """COVID: a thin ground-glass ring, hollow but for a faint haze (the "atoll" sign)."""
+    distance = np.sqrt(du ** 2 + dv ** 2) / radius
+    ring = np.exp(-((distance - 0.8) / 0.14) ** 2)
+    haze = 0.08 * _soft_step(0.8 - distance, 0.1)
+    return ring + haze
+
+
+def _solid(du, dv, radius, grid, rng):
+    """Lung_Opacity: a compact, dense, homogeneous consolidation with a sharp, lobulated edge."""
+    angle = np.arctan2(dv, du)
+    lobes = 1.0 + 0.12 * np.cos(3 * angle + rng.uniform(0, 2 * np.pi))
+    distance = np.sqrt(du ** 2 + dv ** 2) / (_SOLID_EXTENT * radius * lobes)
+    return _soft_step(1.0 - distance, 0.08)
+
+
+def _reticular(du, dv, radius, grid, rng):
+    """Viral Pneumonia: a patch of fine cross-hatched lines (a reticular net)."""
+    distance = np.sqrt(du ** 2 + dv ** 2) / radius
+    patch = _soft_step(1.0 - distance, 0.12)
+    period = 0.13  # normalised units: about 4 px at 64 px
+    angle = rng.uniform(0, np.pi)
+    net = np.zeros_like(du)
+    for turn in (0.0, np.pi / 2 + rng.uniform(-0.3, 0.3)):
+        phase = (du * np.cos(angle + turn) + dv * np.sin(angle + turn)) / period
+        lines = np.clip(np.cos(2 * np.pi * phase + rng.uniform(0, 2 * np.pi)) - 0.3, 0, None)
+        net = np.maximum(net, lines / 0.7)
+    return net * patch
+
+
+def _granulomas(du, dv, radius, grid, rng):
+    """Normal: a cluster of small, very dense calcified dots (benign, not a finding)."""
+    sigma = max(0.028, 0.8 * grid.pixel)
+    dots = np.zeros_like(du)
+    for _ in range(int(rng.integers(4, 7))):
+        angle, reach = rng.uniform(0, 2 * np.pi), radius * np.sqrt(rng.uniform(0.05, 0.8))
+        pu, pv = reach * np.cos(angle), reach * np.sin(angle)
+        dots = np.maximum(dots, np.exp(-((du - pu) ** 2 + (dv - pv) ** 2) / (2 * sigma ** 2)))
+    return dots
+
+
+_SOLID_EXTENT = 0.7  # of the lesion radius: the consolidation is compact and dense
+_DISK_EXTENT = 0.7  # every lesion adds the densities of a soft disk this many radii across
+_LESION_PATTERNS = {"ring": _ring, "solid": _solid, "reticular": _reticular,
+                    "granulomas": _granulomas}
+# How far the finding mask reaches, in lesion radii.
+_MASK_EXTENT = {"ring": 1.05, "solid": 1.15 * _SOLID_EXTENT, "reticular": 1.05}
+
+
+def _expose(anatomy, density, rng):
+    """Density → 8-bit image whose histogram is the lesion-free thorax's, class-independent.
+
+    Gamma, noise and the target mean/std are drawn the same way for every class; the lesioned
+    image's pixels then take, rank for rank, the values of the same thorax without lesions.
+    """
     gamma = rng.uniform(0.8, 1.25)
-    image = np.clip(density, 0, None) ** gamma
-    image = image + rng.uniform(0.015, 0.035) * rng.standard_normal(image.shape)
-    # Map to a target mean/std drawn the same way for every class.
+    noise = rng.uniform(0.015, 0.035) * rng.standard_normal(density.shape)
     target_mean = rng.uniform(95, 145)
     target_std = rng.uniform(40, 60)
-    image = (image - image.mean()) / max(image.std(), 1e-6) * target_std + target_mean
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    reference = np.clip(anatomy, 0, None) ** gamma + noise
+    reference = (reference - reference.mean()) / max(reference.std(), 1e-6)
+    values = np.sort(reference * target_std + target_mean, axis=None)
+    image = np.clip(density, 0, None) ** gamma + noise
+    ranked = np.empty(image.size)
+    ranked[np.argsort(image, axis=None, kind="stable")] = values
+    ranked = ranked.reshape(image.shape)
+    return np.clip(np.rint(ranked), 0, 255).astype(np.uint8)
 
 
 def _soft_step(x, width):

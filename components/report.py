@@ -2,10 +2,11 @@
 
 Sections: data summary (counts per split and class, quarantined files, duplicates, image
 validation), training curves, confusion matrix and per-class table, Siamese embedding plots,
-attention overlays on a few test images, the TFLite variants table, and every gate with its
-threshold. Every input is optional: a missing artifact becomes a line saying so, not an error.
-The page says plainly, at the top, when the data are synthetic. Reads and writes go through
-tfx.dsl.io.fileio (components/storage.py), so the artifacts may live on gs:// or s3://.
+attention (pointing game on the phantoms' finding masks, heat-map overlays), the TFLite
+variants table, and every gate with its threshold. Every input is optional: a missing artifact
+becomes a line saying so, not an error. The page says plainly, at the top, when the data are
+synthetic. Reads and writes go through tfx.dsl.io.fileio (components/storage.py), so the
+artifacts may live on gs:// or s3://.
 """
 
 import base64
@@ -24,7 +25,7 @@ from components import artifact_types, storage
 from components.edge_pusher import read_push_record
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.model_summary import read_model_summary
-from components.quantizer import VARIANTS_FILENAME, QuantizedModel, read_split
+from components.quantizer import VARIANTS_FILENAME, QuantizedModel
 from edge import spec
 from trainer.summary_file import read_training_summary
 
@@ -391,34 +392,96 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
         return
     import tensorflow as tf
 
+    from components import attention_score
+
     signature = tf.saved_model.load(inputs.serving_model_dir).signatures[spec.TENSOR_SIGNATURE]
     prefix = spec.ATTENTION_KEY_PREFIX
     keys = sorted(key for key in signature.structured_outputs if key.startswith(prefix))
     if not keys:
         return
     size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
-    split = read_split(inputs.examples_uri, "test", size, limit=OVERLAY_IMAGES)
-    if not len(split.labels):
+    # Finding masks exist only for the phantoms (a real database's masks/ outline the lungs).
+    data_root = (_read_json(inputs.ingest_summary_uri, "summary.json") or {}).get("input_base")
+    scored = bool(inputs.synthetic_data and data_root)
+    cases = attention_score.read_test_cases(inputs.examples_uri, "test", size, data_root or "",
+                                            limit=None if scored else OVERLAY_IMAGES)
+    if not len(cases.labels):
         return
-    outputs = signature(**{spec.IMAGE_TENSOR_KEY: tf.constant(split.images)})
-    probabilities = outputs[spec.PROBABILITIES_KEY].numpy()
+    outputs = {key: [] for key in [spec.PROBABILITIES_KEY] + keys}
+    for start in range(0, len(cases.labels), 64):
+        batch = signature(**{spec.IMAGE_TENSOR_KEY: tf.constant(cases.images[start:start + 64])})
+        for key in outputs:
+            outputs[key].append(batch[key].numpy())
+    outputs = {key: np.concatenate(parts) for key, parts in outputs.items()}
+    page.heading("Attention overlays (test images)")
+    if scored:
+        _pointing_game_table(page, keys, outputs, cases, attention_score)
+    else:
+        page.paragraph("Pointing game not scored: finding masks exist only for the synthetic "
+                       "phantoms (a real database's masks/ folders outline the lungs), found "
+                       "under the data root the ingestion summary names.")
+    _attention_overlays(page, keys, outputs, cases, class_names, size)
+
+
+def _pointing_game_table(page, keys, outputs, cases, attention_score) -> None:
+    rows = []
+    for key in keys:
+        score = attention_score.pointing_game(outputs[key], cases.masks)
+        rows.append([key, f"{score.grid[0]}×{score.grid[1]}", f"{score.score:.3f}",
+                     f"{score.hits}/{score.scored}", f"{score.chance:.3f}",
+                     f"{score.finding_area:.3f}", score.without_finding])
+    page.table(["map", "cells", "pointing game", "hits", "chance (random cell)",
+                "finding area", "not scored (no finding)"], rows)
+    page.paragraph(
+        "Pointing game: the share of test images with a finding whose attention peak (the "
+        "map's arg-max cell) holds a pixel of the phantom's ground-truth finding mask. Chance "
+        "is the score of a cell picked at random (the share of cells holding a finding pixel); "
+        "the finding area is the share of the image it covers. Images without a finding — the "
+        "Normal phantoms, whose granulomas are benign — cannot be scored.")
+
+
+def _attention_overlays(page, keys, outputs, cases, class_names, size) -> None:
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(keys), len(split.labels), squeeze=False,
-                                figsize=(2.6 * len(split.labels), 3.2 * len(keys)))
+    with_finding = [i for i, mask in enumerate(cases.masks) if mask is not None and mask.any()]
+    without = [i for i in range(len(cases.labels)) if i not in set(with_finding)]
+    # Images with a finding first, from different classes where possible, then one without.
+    chosen, seen = [], set()
+    for index in with_finding:
+        if int(cases.labels[index]) not in seen and len(chosen) < OVERLAY_IMAGES - 1:
+            chosen.append(index)
+            seen.add(int(cases.labels[index]))
+    chosen += [i for i in with_finding if i not in chosen][: OVERLAY_IMAGES - 1 - len(chosen)]
+    chosen += without[: OVERLAY_IMAGES - len(chosen)]
+    figure, axes = plt.subplots(len(keys), len(chosen), squeeze=False,
+                                figsize=(2.6 * len(chosen), 3.2 * len(keys)))
+    extent = (-0.5, size - 0.5, size - 0.5, -0.5)
     for row, key in enumerate(keys):
-        maps = outputs[key].numpy()
-        for col in range(len(split.labels)):
+        for col, index in enumerate(chosen):
             axis = axes[row][col]
-            axis.imshow(split.images[col, ..., 0], cmap="gray", vmin=0, vmax=255)
-            axis.imshow(maps[col, ..., 0], cmap="jet", alpha=0.4, vmin=0, vmax=1,
-                        extent=(-0.5, size - 0.5, size - 0.5, -0.5))
-            predicted = class_names[int(probabilities[col].argmax())]
-            axis.set_title(f"{key}\ntrue {class_names[split.labels[col]]}\npred {predicted}",
+            attention = outputs[key][index, ..., 0]
+            axis.imshow(cases.images[index, ..., 0], cmap="gray", vmin=0, vmax=255,
+                        extent=extent)
+            axis.imshow(attention, cmap="jet", alpha=0.5, vmin=0,
+                        vmax=max(float(attention.max()), 1e-6), interpolation="bilinear",
+                        extent=extent)
+            mask = cases.masks[index]
+            if mask is not None and mask.any():
+                axis.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=1.2)
+            peak_row, peak_col = np.unravel_index(int(attention.argmax()), attention.shape)
+            cell = size / attention.shape[0], size / attention.shape[1]
+            axis.add_patch(plt.Rectangle((peak_col * cell[1] - 0.5, peak_row * cell[0] - 0.5),
+                                         cell[1], cell[0], fill=False, edgecolor="magenta",
+                                         linewidth=1.5))
+            predicted = class_names[int(outputs[spec.PROBABILITIES_KEY][index].argmax())]
+            axis.set_title(f"{key} ({attention.shape[0]}×{attention.shape[1]})\n"
+                           f"true {class_names[cases.labels[index]]}\npred {predicted}",
                            fontsize=7)
             axis.axis("off")
-    page.heading("Attention overlays (test images)")
-    page.figure(figure, "attention_overlays.png", "Attention maps over the model input")
+    page.figure(figure, "attention_overlays.png",
+                "Attention as a colour heat map (blue low, red high, each map scaled to its "
+                "peak) over the model input; white outline: the ground-truth finding; magenta "
+                "box: the map's peak cell")
 
 
 def _variants_section(page, inputs: ReportInputs) -> None:

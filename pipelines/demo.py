@@ -1,7 +1,8 @@
 """`cxr-pipeline demo` (`make demo`): the whole product on SYNTHETIC data, in one command.
 
-1. writes demo phantoms (Kaggle layout) under <workdir>/data, plus a few held-out phantoms drawn
-   with another seed under <workdir>/holdout;
+1. writes demo phantoms (Kaggle layout, with each image's finding mask under <Class>/masks/)
+   under <workdir>/data, plus a few held-out phantoms drawn with another seed under
+   <workdir>/holdout;
 2. runs the full pipeline via Beam (BeamDagRunner, DirectRunner multi-processing) at the demo's
    size, with the production gates unchanged;
 3. classifies the held-out images with the edge runner from the pushed model — in .venv-edge,
@@ -64,7 +65,7 @@ def run_demo(args) -> int:
 
 def _write_phantoms(root: Path, per_class: int, seed: int):
     marker = root / ".generated"
-    stamp = f"per_class={per_class} seed={seed}"
+    stamp = f"per_class={per_class} seed={seed} generator={demo_data.GENERATOR_VERSION}"
     if marker.exists() and marker.read_text() == stamp:
         return  # same images as last time: keeps the pipeline's cache valid
     demo_data.generate(str(root), per_class=per_class, seed=seed)

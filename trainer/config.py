@@ -57,6 +57,9 @@ class TrainConfig:
     attention_channels: int = 128  # inter-channel width; the original used 1280 (49.6M params)
     attention_normalisation: str = "sigmoid"  # sigmoid | softmax ("mean-flow": sums to 1)
     attention_subsample: int = 1  # θ stride; block6/7 already share the final map's grid
+    # The gates read block6/block7 (stride 32: 7x7 at 224 px) when that grid has at least this
+    # many cells a side, otherwise block4/block5 (stride 16: 4x4 at the demo's 64 px).
+    attention_min_cells: int = 4
 
     # Siamese.
     siamese_backbone: str = "attention"  # attention | baseline

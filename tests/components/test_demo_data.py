@@ -1,4 +1,5 @@
-"""The demo phantoms: layout, determinism, and that only the finding gives the class away."""
+"""The demo phantoms: layout, determinism, finding masks, and that a linear model cannot read
+the class (only the lesions' local shape gives it away)."""
 
 import hashlib
 import os
@@ -8,7 +9,10 @@ import pytest
 from PIL import Image
 
 from components import demo_data
-from edge import spec
+from components.image_example_gen import ingest
+from edge import imageio, spec
+from pipelines.configs import PipelineConfig
+from pipelines.demo import DEMO_PER_CLASS
 
 
 def test_writes_kaggle_layout_with_expected_counts_and_format(tmp_path):
@@ -56,21 +60,150 @@ def test_unknown_class_name_is_a_clear_error(tmp_path):
         demo_data.generate(tmp_path, per_class=1, class_names=("Normal", "Pneumothorax"))
 
 
-def test_global_brightness_and_contrast_do_not_give_the_class_away():
-    features, labels = _dataset(per_class=80, feature=lambda x: [x.mean(), x.std()])
+def test_every_image_has_a_finding_mask_of_its_size_and_normal_has_none(tmp_path):
+    written = demo_data.generate(tmp_path, per_class=3, size=64, seed=5)
 
-    score = _softmax_regression_f1(features, labels)
+    for name, paths in written.items():
+        for path in paths:
+            mask_path = demo_data.finding_mask_path(path)
+            assert mask_path == str(tmp_path / name / "masks" / os.path.basename(path))
+            with Image.open(mask_path) as image:
+                assert image.mode == "L" and image.size == (64, 64)
+                mask = np.asarray(image)
+            assert set(np.unique(mask)) <= {0, 255}
+            area = (mask > 0).mean()
+            if name == "Normal":
+                assert area == 0  # granulomas are benign: no finding
+            else:
+                assert 0.02 < area < 0.3, f"{path}: finding covers {area:.1%} of the image"
 
-    assert score < 0.4, f"mean/std alone predict the class: macro F1 {score:.2f}"
+
+def test_ingestion_reads_the_images_and_ignores_the_masks(tmp_path):
+    demo_data.generate(tmp_path, per_class=2, size=64, seed=5)
+
+    files = ingest.list_class_files(str(tmp_path), spec.CLASS_NAMES)
+
+    assert len(files) == 2 * len(spec.CLASS_NAMES)
+    assert all(f"{os.sep}images{os.sep}" in path for path, _ in files)
 
 
-def test_findings_are_visible_to_a_linear_model_on_pixels():
-    # A weak learner on 32 px pixels must find the signal the mean/std model cannot.
-    features, labels = _dataset(per_class=80, feature=_standardised_32px)
+def test_the_finding_is_where_the_mask_says():
+    # The lesion raises the local density: inside the mask the image is brighter than the
+    # rest of the lungs' surroundings on average.
+    for name in ("COVID", "Lung_Opacity", "Viral Pneumonia"):
+        inside, outside = [], []
+        for index in range(1, 21):
+            pixels, mask = demo_data.render_case(name, index, size=64, seed=3)
+            inside.append(pixels[mask].mean())
+            ring = _dilate(mask, 4) & ~mask
+            outside.append(pixels[ring].mean())
+        assert np.mean(inside) > np.mean(outside) + 5, name
 
-    score = _softmax_regression_f1(features, labels)
 
-    assert score > 0.6, f"findings too subtle for a linear model: macro F1 {score:.2f}"
+@pytest.fixture(scope="module")
+def demo_split_features():
+    """The demo's own phantoms (pipelines/demo.py sizing and seed), split as ingestion splits
+    them (content hash, stratified 70/15/15 with the pipeline's seed)."""
+    config = PipelineConfig()
+    images, labels, groups = [], [], {}
+    for label, name in enumerate(spec.CLASS_NAMES):
+        groups[label] = []
+        for index in range(1, DEMO_PER_CLASS + 1):
+            pixels = demo_data.render_phantom(name, index, size=spec.DEMO_IMAGE_SIZE,
+                                              seed=demo_data.DEFAULT_SEED)
+            images.append(pixels)
+            labels.append(label)
+            groups[label].append(imageio.content_hash(pixels))
+    split_of = {}
+    for hashes in groups.values():
+        split_of.update(ingest.assign_splits([(h, 1) for h in hashes], seed=config.seed))
+    hashes = [h for label in groups for h in groups[label]]
+    split = np.array([split_of[h] for h in hashes])
+    return np.stack(images), np.array(labels), split
+
+
+LINEAR_PROBES = {
+    "pixels 8x8": lambda x: _downscaled(x, 8),
+    "pixels 16x16": lambda x: _downscaled(x, 16),
+    "pixels 32x32": lambda x: _downscaled(x, 32),
+    "intensity histogram": lambda x: np.histogram(x, bins=64, range=(0, 256))[0],
+    "mean and std": lambda x: [x.mean(), x.std()],
+}
+
+
+@pytest.mark.parametrize("probe", sorted(LINEAR_PROBES))
+def test_a_linear_model_cannot_read_the_class(demo_split_features, probe):
+    # The class lives in the lesions' local shape only: logistic regression, trained on the
+    # demo's train split, stays near chance (0.25) on its test split.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    images, labels, split = demo_split_features
+    features = np.stack([np.asarray(LINEAR_PROBES[probe](x.astype(np.float64)), np.float64)
+                         for x in images])
+    train, test = split == "train", split == "test"
+    assert train.sum() > 2000 and test.sum() > 400
+    scores = {}
+    for strength in (0.01, 0.1):  # weaker regularisation only overfits the train split
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=strength, max_iter=1000))
+        model.fit(features[train], labels[train])
+        scores[strength] = f1_score(labels[test], model.predict(features[test]),
+                                    average="macro")
+    print(f"linear probe on {probe}: test macro F1 "
+          + ", ".join(f"{score:.3f} (C={c})" for c, score in scores.items()))
+    assert max(scores.values()) <= 0.60, f"{probe}: a linear model reads the class: {scores}"
+
+
+def test_a_probe_that_sees_the_finding_reads_the_class():
+    # The control: the same logistic regression on the right features (ring, solid or net,
+    # measured inside the ground-truth mask; none for Normal) separates the classes, so the
+    # probes above fail for lack of a linear signal, not for a broken probe.
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = [], []
+    for label, name in enumerate(spec.CLASS_NAMES):
+        for index in range(1, 61):
+            pixels, mask = demo_data.render_case(name, index, size=64, seed=13)
+            features.append(_lesion_features(pixels.astype(np.float64), mask))
+            labels.append(label)
+    features, labels = np.asarray(features), np.asarray(labels)
+    model = LogisticRegression(max_iter=1000).fit(features[::2], labels[::2])
+    predicted = model.predict(features[1::2])
+    assert _macro_f1(labels[1::2], predicted, len(spec.CLASS_NAMES)) > 0.8
+
+
+def _downscaled(pixels, side):
+    image = Image.fromarray(pixels.astype(np.uint8))
+    return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), np.float64).ravel()
+
+
+def _lesion_features(pixels, mask):
+    if not mask.any():
+        return [0.0, 0.0, 0.0, 0.0]
+    inside = pixels[mask]
+    edge = _dilate(mask, 1) & ~_erode(mask, 1)
+    core = _erode(mask, 3)
+    core_mean = pixels[core].mean() if core.any() else inside.mean()
+    detail = np.abs(np.diff(pixels, axis=0))[mask[1:]].mean()
+    return [1.0, (pixels[edge].mean() - core_mean) / 50, inside.std() / 50, detail / 50]
+
+
+def _dilate(mask, steps):
+    out = mask.copy()
+    for _ in range(steps):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
+
+
+def _erode(mask, steps):
+    return ~_dilate(~mask, steps)
 
 
 def _digests(written):
@@ -80,42 +213,6 @@ def _digests(written):
 def _sha(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def _dataset(per_class, feature):
-    features, labels = [], []
-    for label, name in enumerate(spec.CLASS_NAMES):
-        for index in range(1, per_class + 1):
-            pixels = demo_data.render_phantom(name, index, size=64, seed=11)
-            features.append(feature(pixels.astype(np.float64)))
-            labels.append(label)
-    return np.asarray(features, dtype=np.float64), np.asarray(labels)
-
-
-def _standardised_32px(pixels):
-    small = pixels.reshape(32, 2, 32, 2).mean(axis=(1, 3))
-    return ((small - small.mean()) / small.std()).ravel()
-
-
-def _softmax_regression_f1(features, labels, steps=300, learning_rate=0.5, l2=1e-3):
-    """Fits multinomial logistic regression on 3/4 of the data; macro F1 on the rest."""
-    order = np.random.default_rng(0).permutation(len(labels))
-    train, test = order[: len(order) * 3 // 4], order[len(order) * 3 // 4:]
-    center, scale = features[train].mean(0), features[train].std(0) + 1e-9
-    x = (features - center) / scale
-    classes = labels.max() + 1
-    onehot = np.eye(classes)[labels[train]]
-    weights = np.zeros((x.shape[1], classes))
-    bias = np.zeros(classes)
-    for _ in range(steps):
-        logits = x[train] @ weights + bias
-        probs = np.exp(logits - logits.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
-        error = (probs - onehot) / len(train)
-        weights -= learning_rate * (x[train].T @ error + l2 * weights)
-        bias -= learning_rate * error.sum(0)
-    predicted = (x[test] @ weights + bias).argmax(1)
-    return _macro_f1(labels[test], predicted, classes)
 
 
 def _macro_f1(truth, predicted, classes):

@@ -1,4 +1,5 @@
-"""Output shapes and parameter counts of each model at 64 px; gradients reach the gates."""
+"""Output shapes and parameter counts of each model at 64 px (and the attention grid at other
+sizes); gradients reach the gates."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ from trainer.models import attention, backbone, build_model, siamese
 SIZE = 64
 # EfficientNetB0 without top has 4,049,571 parameters; the rest is the head.
 B0_NO_TOP = 4_049_571
-FEATURES = 192 + 320 + 1280  # concat(ĝ1, ĝ2, GAP(g)) of the attention model
+# At 64 px the gates read block4 (80 channels) and block5 (112), on the 1/16 grid: 4×4 cells.
+GATED = (80, 112)
+FEATURES = sum(GATED) + 1280  # concat(ĝ1, ĝ2, GAP(g)) of the attention model
 
 
 def config(**overrides):
@@ -38,19 +41,33 @@ def test_attention_outputs_maps_in_unit_range(normalisation):
     outputs = model(images(3))
     assert outputs[spec.PROBABILITIES_KEY].shape == (3, 4)
     for key in ("attention_1", "attention_2"):
-        # B0's block6 and block7 outputs sit on the 1/32 grid: 2×2 at 64 px.
-        assert outputs[key].shape == (3, 2, 2, 1)
+        # block4/block5 on the 1/16 grid: 4×4 at 64 px (block6/7's 1/32 grid would be 2×2).
+        assert outputs[key].shape == (3, 4, 4, 1)
         values = outputs[key].numpy()
         assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
     if normalisation == "softmax":  # scaled to its peak for display
         np.testing.assert_allclose(outputs["attention_1"].numpy().max(axis=(1, 2, 3)), 1.0)
 
 
+@pytest.mark.parametrize(("size", "cells", "layers"), [
+    (64, 4, (backbone.BLOCK4_OUTPUT, backbone.BLOCK5_OUTPUT)),
+    (96, 6, (backbone.BLOCK4_OUTPUT, backbone.BLOCK5_OUTPUT)),
+    (128, 4, (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
+    (224, 7, (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
+])
+def test_attention_maps_have_at_least_four_cells_a_side_and_224_px_keeps_7x7(size, cells, layers):
+    cfg = TrainConfig(image_size=size, model="attention")
+    assert attention.gated_layer_names(cfg) == layers
+    model = build_model(cfg)
+    for key in ("attention_1", "attention_2"):
+        assert tuple(model.output[key].shape) == (None, cells, cells, 1)
+
+
 @pytest.mark.parametrize("width", [32, 64, 128])
 def test_attention_parameter_count_follows_gate_formula(width):
     model = build_model(config(model="attention", attention_channels=width))
-    assert model.count_params() == B0_NO_TOP + gate_params(192, width) + \
-        gate_params(320, width) + 4 * FEATURES + FEATURES * 4 + 4  # BN + dense head
+    assert model.count_params() == B0_NO_TOP + gate_params(GATED[0], width) + \
+        gate_params(GATED[1], width) + 4 * FEATURES + FEATURES * 4 + 4  # BN + dense head
 
 
 def gate_params(x_channels, width, g_channels=1280):
@@ -87,7 +104,7 @@ def test_siamese_embeddings_are_unit_length_and_classifier_scores(backbone_kind)
     features = FEATURES if backbone_kind == "attention" else 1280
     head = features * 16 + 16
     extra = model.count_params() - head - B0_NO_TOP
-    assert extra == (gate_params(192, 128) + gate_params(320, 128) + 4 * FEATURES
+    assert extra == (gate_params(GATED[0], 128) + gate_params(GATED[1], 128) + 4 * FEATURES
                      if backbone_kind == "attention" else 0)
 
     prototypes = np.eye(4, 16, dtype=np.float32)
@@ -141,7 +158,8 @@ WIDTH_TABLE = {64: 338_178, 128: 535_042, 256: 928_770, 512: 1_716_226, 1280: 4_
 
 
 def test_attention_gate_width_table():
-    """Parameters vs inter-channel width, as BUILD_NOTES states them (the original used 1280).
+    """Parameters vs inter-channel width at 224 px (block6/block7), as BUILD_NOTES states them
+    (the original used 1280).
     The formula itself is checked against built models in the parameter-count test."""
     rows = {width: gate_params(192, width) + gate_params(320, width) for width in WIDTH_TABLE}
     print("attention width → gate parameters:", rows)

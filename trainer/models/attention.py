@@ -1,8 +1,12 @@
 """Attention-gated EfficientNetB0: grid attention gates (Schlemper et al. 2018, "Attention-Gated
 Networks for Improving Ultrasound Scan Plane Detection").
 
-Two gates read intermediate B0 feature maps x (block6: 192 channels, block7: 320 channels) and
-are gated by the final 1280-channel map g. Each gate:
+Two gates read intermediate B0 feature maps x and are gated by the final 1280-channel map g. At
+224 px they read block6 (192 channels) and block7 (320 channels), both on g's 1/32 grid (7x7).
+Where that grid would have fewer than `attention_min_cells` cells a side (2x2 at the demo's
+64 px: one cell per lung quadrant, nothing to point with) they read block4 (80 channels) and
+block5 (112 channels) on the 1/16 grid instead (4x4 at 64 px), and g is resized up to it.
+Each gate:
 
     θ = strided conv(x)                 # x brought to the gating grid
     φ = 1×1 conv(g), resized to θ's grid
@@ -13,8 +17,8 @@ are gated by the final 1280-channel map g. Each gate:
     ĝ = Σ_spatial BN(W·y)               # W: 1×1 conv
 
 and the head classifies BN(concat(ĝ1, ĝ2, GAP(g))). The attention maps α are extra outputs so
-the edge runner can draw them. In B0 both x maps already share g's 1/32 grid, so θ's stride
-(`attention_subsample`) defaults to 1; the paper's 2 would leave a 1×1 map at 64 px.
+the edge runner can draw them. θ's stride (`attention_subsample`) defaults to 1: the maps are
+already coarse, and the paper's 2 would leave a 1×1 map at 64 px.
 """
 
 import tensorflow as tf
@@ -42,7 +46,7 @@ def attention_features(image, config: TrainConfig):
     b0 = backbone.efficientnet_b0(image, config)
     gating = b0.get_layer(backbone.FINAL_OUTPUT).output
     gated_features, attention_maps = [], {}
-    for index, layer_name in enumerate((backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT), 1):
+    for index, layer_name in enumerate(gated_layer_names(config), 1):
         gated, alpha = grid_attention_gate(
             b0.get_layer(layer_name).output, gating, config, name=f"gate{index}"
         )
@@ -51,11 +55,18 @@ def attention_features(image, config: TrainConfig):
         attention_maps[key] = layers.Activation("linear", name=key)(alpha)
     pooled = layers.GlobalAveragePooling2D(name="gap")(gating)
     features = layers.Concatenate(name="attention_concat")(gated_features + [pooled])
-    # The sigmoid gates' spatial sums grow with the map's area (4 cells at 64 px, 49 at 224)
+    # The sigmoid gates' spatial sums grow with the map's area (16 cells at 64 px, 49 at 224)
     # and start the head with large, confident logits; BatchNorm puts the three on one scale.
     features = layers.BatchNormalization(momentum=config.bn_momentum,
                                          name="attention_features")(features)
     return features, attention_maps
+
+
+def gated_layer_names(config: TrainConfig) -> tuple[str, str]:
+    """The two B0 outputs the gates read at this image size (see the module docstring)."""
+    if config.image_size // 32 >= config.attention_min_cells:
+        return backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT
+    return backbone.BLOCK4_OUTPUT, backbone.BLOCK5_OUTPUT
 
 
 def grid_attention_gate(x, g, config: TrainConfig, name: str):

@@ -16,7 +16,10 @@ from trainer.config import TrainConfig
 # Where the standardised image lands on the 0..255 scale: mid-gray, one std = 64 levels.
 CANONICAL_MEAN = 127.5
 CANONICAL_STD = 64.0
-# Names of the EfficientNetB0 layers whose outputs the attention gates read.
+# Names of the EfficientNetB0 layers whose outputs the attention gates read: block6/block7 at
+# stride 32 (7x7 at 224 px), block4/block5 at stride 16 where stride 32 leaves too few cells.
+BLOCK4_OUTPUT = "block4c_add"  # 80 channels, stride 16
+BLOCK5_OUTPUT = "block5c_add"  # 112 channels, stride 16
 BLOCK6_OUTPUT = "block6d_add"  # 192 channels, stride 32
 BLOCK7_OUTPUT = "block7a_project_bn"  # 320 channels, stride 32
 FINAL_OUTPUT = "top_activation"  # 1280 channels, stride 32

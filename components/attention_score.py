@@ -1,0 +1,119 @@
+"""Does the attention point at the finding? The pointing game (Zhang et al. 2016, "Top-down
+Neural Attention by Excitation Backprop"), on the demo phantoms' ground-truth finding masks.
+
+For each test image with a finding, the attention map's arg-max cell is a hit when that cell
+holds any pixel of the finding mask. Chance is what a cell picked uniformly at random scores:
+the share of the map's cells that hold a finding pixel (on a coarse map larger than the
+finding's own area share, which is reported beside it). Images without a finding (the phantoms'
+Normal class: its granulomas are benign) cannot be scored and are counted apart.
+
+Only the phantoms' masks mark findings: the Kaggle database's own `masks/` folders outline the
+lungs, so the report scores attention only on synthetic data. The masks are found from each
+example's source path: `<data root>/<Class>/masks/<file name>` beside `<Class>/images/`.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+from PIL import Image
+
+from components import demo_data
+from edge import spec
+from edge.imageio import ImageError, load_grayscale
+from edge.preprocess import to_model_input
+
+
+@dataclasses.dataclass
+class TestCases:
+    """A split's model inputs, labels and finding masks (None where no mask file exists)."""
+
+    images: np.ndarray  # float32 [N, size, size, 1]
+    labels: np.ndarray  # int64 [N]
+    masks: list  # bool [size, size] or None, per image
+
+
+@dataclasses.dataclass
+class PointingScore:
+    hits: int
+    scored: int  # images with a finding
+    without_finding: int  # images with an empty or missing mask: not scored
+    chance: float  # mean share of the map's cells that hold a finding pixel
+    finding_area: float  # mean share of the image the finding covers
+    grid: tuple[int, int]
+
+    @property
+    def score(self) -> float:
+        return self.hits / self.scored if self.scored else float("nan")
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "score": self.score}
+
+
+def read_test_cases(examples_uri: str, split: str, image_size: int, data_root: str,
+                    limit: int | None = None) -> TestCases:
+    """Decodes a split (edge decoder and preprocessing) with each image's finding mask."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    images, labels, masks = [], [], []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        if limit is not None and len(labels) >= limit:
+            break
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        try:
+            gray = load_grayscale(features[spec.IMAGE_KEY].bytes_list.value[0])
+        except (ImageError, IndexError):
+            continue
+        images.append(to_model_input(gray, image_size))
+        labels.append(features[spec.LABEL_KEY].int64_list.value[0])
+        source = features[spec.SOURCE_PATH_KEY].bytes_list.value
+        path = os.path.join(data_root, source[0].decode("utf-8")) if source else None
+        masks.append(read_finding_mask(path, image_size) if path else None)
+    shape = (0, image_size, image_size, 1)
+    return TestCases(np.stack(images) if images else np.zeros(shape, np.float32),
+                     np.asarray(labels, np.int64), masks)
+
+
+def read_finding_mask(image_path: str, size: int) -> np.ndarray | None:
+    """The image's finding mask resized to the model input (nearest), or None if absent."""
+    mask_path = demo_data.finding_mask_path(image_path)
+    if not os.path.isfile(mask_path):
+        return None
+    with Image.open(mask_path) as image:
+        mask = image.convert("L").resize((size, size), Image.Resampling.NEAREST)
+        return np.asarray(mask) > 127
+
+
+def pointing_game(maps: np.ndarray, masks: list) -> PointingScore:
+    """maps: [N, h, w] (or [N, h, w, 1]) attention; masks: bool [S, S] or None per image."""
+    maps = np.asarray(maps)
+    if maps.ndim == 4:
+        maps = maps[..., 0]
+    grid = (int(maps.shape[1]), int(maps.shape[2]))
+    hits = scored = without = 0
+    chance, area = [], []
+    for attention, mask in zip(maps, masks, strict=True):
+        if mask is None or not mask.any():
+            without += 1
+            continue
+        cells = finding_cells(mask, grid)
+        row, col = np.unravel_index(int(np.argmax(attention)), grid)
+        hits += bool(cells[row, col])
+        scored += 1
+        chance.append(cells.mean())
+        area.append(mask.mean())
+    return PointingScore(hits, scored, without,
+                         float(np.mean(chance)) if chance else float("nan"),
+                         float(np.mean(area)) if area else float("nan"), grid)
+
+
+def finding_cells(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """bool [h, w]: which cells of an h×w map over the image hold a finding pixel."""
+    height, width = mask.shape
+    rows = np.arange(height) * grid[0] // height
+    cols = np.arange(width) * grid[1] // width
+    cells = np.zeros(grid, dtype=bool)
+    found_rows, found_cols = np.nonzero(mask)
+    cells[rows[found_rows], cols[found_cols]] = True
+    return cells
