@@ -131,6 +131,7 @@ LINEAR_PROBES = {
 }
 
 
+@pytest.mark.slow  # ~100 s: 2,400 train images, 1,024 features at 32x32
 @pytest.mark.parametrize("probe", sorted(LINEAR_PROBES))
 def test_a_linear_model_cannot_read_the_class(demo_split_features, probe):
     # The class lives in the lesions' local shape only: logistic regression, trained on the
