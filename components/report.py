@@ -462,9 +462,11 @@ def _attention_overlays(page, keys, outputs, cases, class_names, size) -> None:
             attention = outputs[key][index, ..., 0]
             axis.imshow(cases.images[index, ..., 0], cmap="gray", vmin=0, vmax=255,
                         extent=extent)
-            axis.imshow(attention, cmap="jet", alpha=0.5, vmin=0,
-                        vmax=max(float(attention.max()), 1e-6), interpolation="bilinear",
-                        extent=extent)
+            # Each map spans its own range: a sigmoid gate near 1 everywhere still shows where
+            # it is highest (the title gives the range, so a flat map reads as flat).
+            low, high = float(attention.min()), float(attention.max())
+            axis.imshow(attention, cmap="jet", alpha=0.5, vmin=low, vmax=max(high, low + 1e-6),
+                        interpolation="bilinear", extent=extent)
             mask = cases.masks[index]
             if mask is not None and mask.any():
                 axis.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=1.2)
@@ -474,14 +476,15 @@ def _attention_overlays(page, keys, outputs, cases, class_names, size) -> None:
                                          cell[1], cell[0], fill=False, edgecolor="magenta",
                                          linewidth=1.5))
             predicted = class_names[int(outputs[spec.PROBABILITIES_KEY][index].argmax())]
-            axis.set_title(f"{key} ({attention.shape[0]}×{attention.shape[1]})\n"
+            axis.set_title(f"{key} ({attention.shape[0]}×{attention.shape[1]}, "
+                           f"{low:.2f}–{high:.2f})\n"
                            f"true {class_names[cases.labels[index]]}\npred {predicted}",
                            fontsize=7)
             axis.axis("off")
     page.figure(figure, "attention_overlays.png",
-                "Attention as a colour heat map (blue low, red high, each map scaled to its "
-                "peak) over the model input; white outline: the ground-truth finding; magenta "
-                "box: the map's peak cell")
+                "Attention as a colour heat map (blue: the map's lowest value, red: its "
+                "highest; the range is in each title) over the model input; white outline: the "
+                "ground-truth finding; magenta box: the map's peak cell")
 
 
 def _variants_section(page, inputs: ReportInputs) -> None:
