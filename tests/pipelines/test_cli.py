@@ -16,6 +16,7 @@ def test_demo_data_command_is_deterministic(tmp_path):
         subprocess.run([sys.executable, "-m", "pipelines.cli", "demo-data", "--out",
                         str(tmp_path / name), "--per-class", "50", "--size", "128"], check=True)
     first, second = _digest_tree(tmp_path / "a"), _digest_tree(tmp_path / "b")
-    assert len(first) == 50 * len(spec.CLASS_NAMES)
+    assert len(first) == 2 * 50 * len(spec.CLASS_NAMES)  # each image and its finding mask
+    assert sum("/masks/" in path for path in first) == 50 * len(spec.CLASS_NAMES)
     assert first == second
     assert {path.split("/")[0] for path in first} == set(spec.CLASS_NAMES)
