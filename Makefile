@@ -35,28 +35,14 @@ $(EDGE_VENV)/.installed: setup.py constraints-edge.txt
 system-deps:
 	@bash tools/install_system_deps.sh
 
-# One pytest process per folder: TensorFlow keeps every graph it built for the life of a process,
-# and one process for the whole suite grew to 12 GB by the end-to-end test and was killed by the
-# OOM killer on a 24 GB machine shared with a benchmark. tests/edge runs once, in the device's
-# venv; in the pipeline venv only its tests that compare with TensorFlow/TFX (marker
-# pipeline_venv).
-TEST_DIRS ?= tests/test_edge_install.py tests/test_layers.py tests/compat tests/components \
-  tests/pipelines tests/trainer
-EDGE_ENV := CXR_EDGE_PYTHON=$(abspath $(EDGE_VENV))/bin/python
+# tools/run_tests.sh says how: one pytest process per folder, in two lanes at once, tests/edge in
+# the device venv (and its pipeline_venv-marked comparisons in the pipeline venv).
 test: setup lint
-	set -e; for dir in $(TEST_DIRS); do \
-	  $(EDGE_ENV) $(VENV)/bin/python -m pytest $$dir -p no:cacheprovider; \
-	done
-	$(EDGE_ENV) $(VENV)/bin/python -m pytest tests/edge -m pipeline_venv -p no:cacheprovider
-	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider
+	bash tools/run_tests.sh $(VENV) $(EDGE_VENV)
 
 # The inner loop: everything but the tests marked slow (training, whole pipelines).
 test-fast: setup lint
-	$(EDGE_ENV) $(VENV)/bin/python -m pytest tests -p no:cacheprovider -m "not slow" \
-	  --ignore=tests/edge
-	$(EDGE_ENV) $(VENV)/bin/python -m pytest tests/edge -m "pipeline_venv and not slow" \
-	  -p no:cacheprovider
-	$(EDGE_VENV)/bin/python -m pytest tests/edge -p no:cacheprovider -m "not slow"
+	bash tools/run_tests.sh $(VENV) $(EDGE_VENV) -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
