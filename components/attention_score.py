@@ -19,9 +19,7 @@ import numpy as np
 from PIL import Image
 
 from components import demo_data
-from edge import spec
-from edge.imageio import ImageError, load_grayscale
-from edge.preprocess import to_model_input
+from trainer.split_reader import read_split
 
 
 @dataclasses.dataclass
@@ -52,27 +50,12 @@ class PointingScore:
 
 def read_test_cases(examples_uri: str, split: str, image_size: int, data_root: str,
                     limit: int | None = None) -> TestCases:
-    """Decodes a split (edge decoder and preprocessing) with each image's finding mask."""
-    import tensorflow as tf
-
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    images, labels, masks = [], [], []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        if limit is not None and len(labels) >= limit:
-            break
-        features = tf.train.Example.FromString(record.numpy()).features.feature
-        try:
-            gray = load_grayscale(features[spec.IMAGE_KEY].bytes_list.value[0])
-        except (ImageError, IndexError):
-            continue
-        images.append(to_model_input(gray, image_size))
-        labels.append(features[spec.LABEL_KEY].int64_list.value[0])
-        source = features[spec.SOURCE_PATH_KEY].bytes_list.value
-        path = os.path.join(data_root, source[0].decode("utf-8")) if source else None
-        masks.append(read_finding_mask(path, image_size) if path else None)
-    shape = (0, image_size, image_size, 1)
-    return TestCases(np.stack(images) if images else np.zeros(shape, np.float32),
-                     np.asarray(labels, np.int64), masks)
+    """Decodes a split (the one split reader: edge decoder and preprocessing) with each image's
+    finding mask."""
+    cases = read_split(examples_uri, split, image_size, limit)
+    masks = [read_finding_mask(os.path.join(data_root, source), image_size) if source else None
+             for source in cases.source_paths]
+    return TestCases(cases.images, cases.labels, masks)
 
 
 def read_finding_mask(image_path: str, size: int) -> np.ndarray | None:

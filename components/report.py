@@ -24,10 +24,17 @@ from tfx.types import artifact, standard_artifacts
 from components import artifact_types, storage
 from components.edge_pusher import read_push_record
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+from components.image_example_gen.executor import (
+    SUMMARY_FILE,
+    read_ingest_summary,
+    read_quarantine_report,
+)
+from components.image_validator import read_findings
 from components.model_summary import read_model_summary
-from components.quantizer import VARIANTS_FILENAME, QuantizedModel
+from components.quantizer import VARIANTS_FILENAME, QuantizedModel, read_variants_table
 from edge import spec
-from trainer.summary_file import read_training_summary
+from trainer import split_reader
+from trainer.summary_file import SUMMARY_FILENAME, read_training_summary
 
 REPORT_FILENAME = "report.html"
 OVERLAY_IMAGES = 4
@@ -155,7 +162,7 @@ def _gates_section(page, inputs: ReportInputs) -> None:
     if inputs.blessed is not None:
         rows.append(["Evaluator", "blessing", "blessed" if inputs.blessed else "not blessed",
                      "all gates", _verdict(inputs.blessed)])
-    table = _read_json(inputs.quantized_model_uri, VARIANTS_FILENAME)
+    table = read_variants_table(inputs.quantized_model_uri)
     if table:
         for row in table.get("variants", []):
             rows.append(["Quantizer", row["variant"], html.escape(row["message"]),
@@ -239,7 +246,7 @@ def _calibration_section(page, inputs: ReportInputs) -> None:
 
 def _referral_section(page, inputs: ReportInputs) -> None:
     """Knowing when not to answer: OOD rate on the built-in set, acceptance, risk–coverage."""
-    table = _read_json(inputs.quantized_model_uri, VARIANTS_FILENAME) or {}
+    table = read_variants_table(inputs.quantized_model_uri) or {}
     record = table.get("referral")
     if not record:
         return
@@ -287,7 +294,7 @@ def _referral_section(page, inputs: ReportInputs) -> None:
 
 def _data_section(page, inputs: ReportInputs, class_names) -> None:
     page.heading("Data")
-    summary = _read_json(inputs.ingest_summary_uri, "summary.json")
+    summary = read_ingest_summary(inputs.ingest_summary_uri)
     if summary:
         counts = summary["counts"]
         names = summary.get("class_names", class_names)
@@ -304,16 +311,18 @@ def _data_section(page, inputs: ReportInputs, class_names) -> None:
         counts = _count_examples(inputs.examples_uri, class_names)
         rows = [[split] + row + [sum(row)] for split, row in counts.items()]
         page.table(["split"] + list(class_names) + ["total"], rows)
-        page.missing("no ingest summary: counts read from the Examples; duplicates unknown")
+        page.missing(f"{_missing(inputs.ingest_summary_uri, SUMMARY_FILE, 'ImageExampleGen')}: "
+                     "counts read from the Examples; duplicates unknown")
     else:
-        page.missing("no data summary in this run")
-    quarantine = _read_json(inputs.quarantine_uri, "quarantine.json")
+        page.missing("no data summary in this run: "
+                     + _missing(inputs.ingest_summary_uri, SUMMARY_FILE, "ImageExampleGen"))
+    quarantine = read_quarantine_report(inputs.quarantine_uri)
     if quarantine and quarantine.get("files"):
         page.subheading(f"Quarantined files ({quarantine['count']})")
         files = quarantine["files"][:25]
         page.table(["path", "reason", "message"],
                    [[f.get("path"), f.get("reason"), f.get("message")] for f in files])
-    findings = _read_json(inputs.validation_uri, "findings.json")
+    findings = read_findings(inputs.validation_uri)
     if findings:
         page.subheading("Image validation")
         page.table(["check", "outcome", "message"],
@@ -324,7 +333,7 @@ def _data_section(page, inputs: ReportInputs, class_names) -> None:
 def _training_section(page, training: dict | None) -> None:
     page.heading("Training")
     if not training:
-        page.missing("no training_summary.json next to the SavedModel")
+        page.missing(f"no {SUMMARY_FILENAME} next to the SavedModel (the Trainer writes it)")
         return
     history = training.get("history") or []
     if isinstance(history, dict):  # {"loss": [...], ...}
@@ -401,7 +410,7 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
         return
     size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
     # Finding masks exist only for the phantoms (a real database's masks/ outline the lungs).
-    data_root = (_read_json(inputs.ingest_summary_uri, "summary.json") or {}).get("input_base")
+    data_root = (read_ingest_summary(inputs.ingest_summary_uri) or {}).get("input_base")
     scored = bool(inputs.synthetic_data and data_root)
     cases = attention_score.read_test_cases(inputs.examples_uri, "test", size, data_root or "",
                                             limit=None if scored else OVERLAY_IMAGES)
@@ -489,9 +498,10 @@ def _attention_overlays(page, keys, outputs, cases, class_names, size) -> None:
 
 def _variants_section(page, inputs: ReportInputs) -> None:
     page.heading("TFLite variants (edge interpreter, test split)")
-    table = _read_json(inputs.quantized_model_uri, VARIANTS_FILENAME)
+    table = read_variants_table(inputs.quantized_model_uri)
     if not table or not table.get("variants"):
-        reason = (table or {}).get("skipped", "no Quantizer output in this run")
+        reason = (table or {}).get("skipped") or _missing(
+            inputs.quantized_model_uri, VARIANTS_FILENAME, "the Quantizer")
         page.missing(reason)
         return
     reference = table["reference"]
@@ -513,14 +523,14 @@ def _variants_section(page, inputs: ReportInputs) -> None:
     rows = []
     for row in table["variants"]:
         if "error" in row:
-            rows.append([row["variant"], "", "", "", "", "", "", html.escape(row["error"]),
-                         "failed"])
+            rows.append([html.escape(row["variant"]), "", "", "", "", "", "",
+                         html.escape(row["error"]), "failed"])
             continue
-        per_class = ", ".join(f"{n} {row['per_class_f1'][n]:.3f}" for n in names)
+        per_class = html.escape(", ".join(f"{n} {row['per_class_f1'][n]:.3f}" for n in names))
         latency = row.get("latency_ms")
         shipped = "<b>shipped</b>" if row["variant"] == table["selected"] else html.escape(
             selection.get("excluded", {}).get(row["variant"], ""))
-        rows.append([row["variant"], html.escape(str(row.get("quantization", ""))),
+        rows.append([html.escape(row["variant"]), html.escape(str(row.get("quantization", ""))),
                      f"{row['size_bytes'] / 1e6:.2f} MB", f"{row['macro_f1']:.4f}",
                      f"{row['f1_drop']:+.4f}",
                      "not measured" if latency is None else f"{latency:.2f} ms",
@@ -624,24 +634,19 @@ def _confusion_figure(matrix: np.ndarray, names):
 
 
 def _count_examples(examples_uri: str, class_names) -> dict:
-    import tensorflow as tf
-
     counts = {}
-    for split_dir in sorted(fileio.glob(os.path.join(examples_uri, "Split-*"))):
+    for split in split_reader.split_names(examples_uri):
         row = [0] * len(class_names)
-        files = tf.io.gfile.glob(os.path.join(split_dir, "*"))
-        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-            label = tf.train.Example.FromString(record.numpy()).features.feature[spec.LABEL_KEY]
-            if label.int64_list.value and 0 <= label.int64_list.value[0] < len(row):
-                row[label.int64_list.value[0]] += 1
-        counts[os.path.basename(split_dir)[len("Split-"):]] = row
+        for features in split_reader.records(examples_uri, split):
+            label = split_reader.first_value(features, spec.LABEL_KEY, -1)
+            if 0 <= label < len(row):
+                row[label] += 1
+        counts[split] = row
     return counts
 
 
-def _read_json(directory: str | None, name: str) -> dict | None:
-    if not directory:
-        return None
-    return storage.read_json(os.path.join(directory, name))
+def _missing(uri: str | None, filename: str, producer: str) -> str:
+    return storage.missing_reason(uri, filename, producer)
 
 
 def _by_reason(summary: dict) -> str:
@@ -664,7 +669,7 @@ def _fmt(value) -> str:
 def _run_id(pushed_model, other) -> str | None:
     # Function components are not told the run id: the Pusher (a class component) records it;
     # without a Pusher, the execution id in an input artifact's URI is the next best thing.
-    push = _read_json(pushed_model.uri if pushed_model else None, "push.json") or {}
+    push = read_push_record(pushed_model.uri if pushed_model else None) or {}
     if push.get("pipeline_run_id"):
         return push["pipeline_run_id"]
     return f"execution {os.path.basename(other.uri.rstrip('/'))}" if other else None
