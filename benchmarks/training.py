@@ -11,6 +11,7 @@ import os
 import statistics
 
 from benchmarks.common import BENCH_DIR, pipeline_python, run_json
+from trainer.summary_file import SUMMARY_FILENAME
 
 THROUGHPUT_GOAL = 0.9
 WORKER = str(BENCH_DIR / "train_worker.py")
@@ -23,8 +24,7 @@ def measure(bench_models, fit_epochs: int = 3) -> list[dict]:
         trainer = _trainer_side(summary, model.trainer_wall_s)
         print(f"bench: plain Keras fit of {kind}, {fit_epochs} epochs", flush=True)
         plain = run_json([pipeline_python(), WORKER, "--examples", bench_models.examples_uri,
-                          "--summary", os.path.join(model.saved_model_dir,
-                                                    "training_summary.json"),
+                          "--summary", os.path.join(model.saved_model_dir, SUMMARY_FILENAME),
                           "--epochs", str(fit_epochs)])
         images = plain["train_examples"]
         steady = plain["epoch_seconds"][1:] or plain["epoch_seconds"]
