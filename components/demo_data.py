@@ -102,9 +102,8 @@ def render_case(class_name, index, size=spec.DEMO_IMAGE_SIZE, seed=DEFAULT_SEED)
 
 def finding_mask_path(image_path):
     """Where generate() wrote the mask of the image at image_path (Kaggle layout)."""
-    class_dir, file_name = os.path.split(os.path.dirname(image_path))[0], \
-        os.path.basename(image_path)
-    return os.path.join(class_dir, MASKS_FOLDER, file_name)
+    class_dir = os.path.dirname(os.path.dirname(image_path))  # <Class>/images/<name> → <Class>
+    return os.path.join(class_dir, MASKS_FOLDER, os.path.basename(image_path))
 
 
 def main(argv=None):
