@@ -79,9 +79,10 @@ def make_planted_tree(root, real_dicom):
     Image.fromarray(rgba).save(opacity / "rgba.png")
     shutil.copy(real_dicom, viral / "RG1_UNCR.dcm")
 
-    # Kaggle ships segmentation masks next to images/: they must be ignored.
-    os.makedirs(root / "COVID" / "masks")
-    shutil.copy(covid / "COVID-3.png", root / "COVID" / "masks" / "COVID-3.png")
+    # Kaggle ships segmentation masks next to images/ (the phantoms write their finding masks
+    # there too): they must be ignored, even one that is a copy of a real image.
+    os.makedirs(root / "COVID" / "masks", exist_ok=True)
+    shutil.copy(covid / "COVID-3.png", root / "COVID" / "masks" / "COVID-3-copy.png")
     return str(root)
 
 
