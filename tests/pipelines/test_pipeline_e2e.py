@@ -39,11 +39,13 @@ def e2e_config(tmp_path_factory):
     return PipelineConfig(
         data_root=str(root / "data"), pipeline_root=str(root / "pipeline"),
         models=("attention",), image_size=IMAGE_SIZE, epochs=12,
-        # Stop once eval (never test) macro F1 reaches 0.97: enough margin, less CPU.
-        train_overrides={"target_eval_macro_f1": 0.97},
-        # float16 as well: int8's ok/refer agreement with float measured 0.992 on a probe,
-        # close to the gate's 0.99, and a run must still ship a variant when int8 misses it.
-        quantization_variants=("float16", "dynamic", "int8"),
+        # Stop once eval (never test) macro F1 reaches 0.95: margin over the 0.90 gate, less
+        # CPU (the lesion phantoms reached eval 0.953 at epoch 9 of the demo's 10).
+        train_overrides={"target_eval_macro_f1": 0.95},
+        # float16 as well: a run must still ship a variant when int8 misses its gate (on the
+        # lesion phantoms' demo model int8 and dynamic lost 0.05 macro F1). dynamic-range is
+        # left out here (two runs convert and time every variant; other tests cover it).
+        quantization_variants=("float16", "int8"),
         beam_pipeline_args=("--direct_running_mode=multi_processing",
                             "--direct_num_workers=2"))
 
