@@ -44,8 +44,15 @@ def test_each_kind_is_gated_against_its_own_last_blessed_model(tmp_path):
     store = _store(config.metadata_path)
     for kind in KINDS:
         trained = _artifacts_of(store, f"Trainer_{kind}", "model", metadata_store_pb2.Event.OUTPUT)
-        baseline = _artifacts_of(store, f"Evaluator_{kind}", "baseline_model",
-                                 metadata_store_pb2.Event.INPUT)
+        # What the Evaluator compared against, as it recorded it on its blessing. (Not the
+        # input events: MLMD keeps one event per artifact and execution, and the candidate is
+        # also an input, under "model", so the "baseline_model" path may not be the one kept.)
+        blessings = _artifacts_of(store, f"Evaluator_{kind}", "blessing",
+                                  metadata_store_pb2.Event.OUTPUT)
+        baseline = {
+            int(artifact.custom_properties["baseline_model_id"].int_value)
+            for artifact in store.get_artifacts_by_id(sorted(blessings))
+            if "baseline_model_id" in artifact.custom_properties}
         assert baseline and baseline <= trained, (kind, baseline, trained)
         regression = [g for g in second.models[kind].gates if g.baseline is not None]
         assert [g.gate for g in regression] == [f"no regression vs last blessed {kind} model"]
