@@ -308,14 +308,15 @@ def _data_section(page, inputs: ReportInputs, class_names) -> None:
             f"{dup.get('groups', 0)} duplicate groups ({dup.get('extra_copies', 0)} extra copies)."
         )
     elif inputs.examples_uri:
+        absent = storage.missing_reason(inputs.ingest_summary_uri, SUMMARY_FILE,
+                                        "ImageExampleGen")
         counts = _count_examples(inputs.examples_uri, class_names)
         rows = [[split] + row + [sum(row)] for split, row in counts.items()]
         page.table(["split"] + list(class_names) + ["total"], rows)
-        page.missing(f"{_missing(inputs.ingest_summary_uri, SUMMARY_FILE, 'ImageExampleGen')}: "
-                     "counts read from the Examples; duplicates unknown")
+        page.missing(f"{absent}: counts read from the Examples; duplicates unknown")
     else:
-        page.missing("no data summary in this run: "
-                     + _missing(inputs.ingest_summary_uri, SUMMARY_FILE, "ImageExampleGen"))
+        page.missing("no data summary in this run: " + storage.missing_reason(
+            inputs.ingest_summary_uri, SUMMARY_FILE, "ImageExampleGen"))
     quarantine = read_quarantine_report(inputs.quarantine_uri)
     if quarantine and quarantine.get("files"):
         page.subheading(f"Quarantined files ({quarantine['count']})")
@@ -500,7 +501,7 @@ def _variants_section(page, inputs: ReportInputs) -> None:
     page.heading("TFLite variants (edge interpreter, test split)")
     table = read_variants_table(inputs.quantized_model_uri)
     if not table or not table.get("variants"):
-        reason = (table or {}).get("skipped") or _missing(
+        reason = (table or {}).get("skipped") or storage.missing_reason(
             inputs.quantized_model_uri, VARIANTS_FILENAME, "the Quantizer")
         page.missing(reason)
         return
@@ -643,10 +644,6 @@ def _count_examples(examples_uri: str, class_names) -> dict:
                 row[label] += 1
         counts[split] = row
     return counts
-
-
-def _missing(uri: str | None, filename: str, producer: str) -> str:
-    return storage.missing_reason(uri, filename, producer)
 
 
 def _by_reason(summary: dict) -> str:
