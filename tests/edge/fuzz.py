@@ -79,13 +79,13 @@ def make_dicom_samples(size: int = 24) -> dict[str, bytes]:
 
     pixels = np.linspace(0, 4095, size * size).reshape(size, size)
     return {
-        "explicit.dcm": _dicom_bytes(pixels, ExplicitVRLittleEndian),
-        "implicit.dcm": _dicom_bytes(pixels, ImplicitVRLittleEndian),
-        "mono1.dcm": _dicom_bytes(pixels, ExplicitVRLittleEndian, photometric="MONOCHROME1"),
-        "windowed.dcm": _dicom_bytes(
+        "explicit.dcm": dicom_bytes(pixels, ExplicitVRLittleEndian),
+        "implicit.dcm": dicom_bytes(pixels, ImplicitVRLittleEndian),
+        "mono1.dcm": dicom_bytes(pixels, ExplicitVRLittleEndian, photometric="MONOCHROME1"),
+        "windowed.dcm": dicom_bytes(
             pixels, ExplicitVRLittleEndian, window=([2048, 1500], [1024, 2000])
         ),
-        "rescaled.dcm": _dicom_bytes(
+        "rescaled.dcm": dicom_bytes(
             pixels - 2048, ImplicitVRLittleEndian, signed=True, rescale=(0.5, -100)
         ),
     }
@@ -253,8 +253,9 @@ def _pillow_bytes(image: Image.Image, fmt: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def _dicom_bytes(pixels, transfer_syntax, *, photometric="MONOCHROME2", window=None,
-                 rescale=None, signed=False) -> bytes:  # fmt: skip
+def dicom_bytes(pixels, transfer_syntax=None, *, photometric="MONOCHROME2", window=None,
+                rescale=None, signed=False, bits=12) -> bytes:
+    """A one-frame CR DICOM of `pixels` (16 bits allocated, `bits` stored); deterministic."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import generate_uid
@@ -263,7 +264,7 @@ def _dicom_bytes(pixels, transfer_syntax, *, photometric="MONOCHROME2", window=N
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
     # Fixed UIDs: the same seed must give the same bytes in every run.
     meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[photometric, str(window)])
-    meta.TransferSyntaxUID = transfer_syntax
+    meta.TransferSyntaxUID = transfer_syntax or pydicom.uid.ExplicitVRLittleEndian
     dataset = pydicom.Dataset()
     dataset.file_meta = meta
     dataset.SOPClassUID = meta.MediaStorageSOPClassUID
@@ -272,7 +273,7 @@ def _dicom_bytes(pixels, transfer_syntax, *, photometric="MONOCHROME2", window=N
     dataset.Rows, dataset.Columns = pixels.shape
     dataset.SamplesPerPixel = 1
     dataset.PhotometricInterpretation = photometric
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 12, 11
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, bits, bits - 1
     dataset.PixelRepresentation = 1 if signed else 0
     if window is not None:
         dataset.WindowCenter, dataset.WindowWidth = window

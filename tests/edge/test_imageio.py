@@ -10,6 +10,7 @@ from PIL import Image
 from edge import imageio
 from edge.imageio import ImageError, content_hash, load_grayscale
 from tests.edge.conftest import PLANTED
+from tests.edge.fuzz import dicom_bytes
 
 
 def test_every_planted_file_decodes_or_fails_with_its_reason(planted):
@@ -103,32 +104,9 @@ def test_content_hash_depends_on_pixels_and_shape_not_encoding(tmp_path):
 
 
 def _write_dicom(path, pixels, photometric="MONOCHROME2", bits=12, window=None, rescale=None):
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = pydicom.Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.Modality = "CR"
-    dataset.Rows, dataset.Columns = pixels.shape
-    dataset.SamplesPerPixel = 1
-    dataset.PhotometricInterpretation = photometric
-    dataset.BitsAllocated = 16
-    dataset.BitsStored = bits
-    dataset.HighBit = bits - 1
-    dataset.PixelRepresentation = 0
-    if window is not None:
-        dataset.WindowCenter, dataset.WindowWidth = window
-    if rescale is not None:
-        dataset.RescaleSlope, dataset.RescaleIntercept = rescale
-    dataset.PixelData = pixels.astype(np.uint16).tobytes()
-    dataset.save_as(path, enforce_file_format=True)
+    pytest.importorskip("pydicom")
+    path.write_bytes(dicom_bytes(pixels, photometric=photometric, bits=bits, window=window,
+                                 rescale=rescale))
 
 
 def test_dicom_monochrome1_is_inverted_and_windowed(tmp_path):
