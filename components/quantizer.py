@@ -537,15 +537,17 @@ def Quantizer(  # noqa: N802 (TFX component names are classes)
     from components.evaluation import GateConfig
 
     config = QuantizerConfig.from_json(config_json)
+    gates = GateConfig.from_json(gate_config_json)
     serving_dir = path_utils.serving_model_path(model.uri)
-    kind = model_summary.model_kind(serving_dir)
+    # The kind the pipeline wired this Quantizer for; else what the Trainer recorded.
+    kind = gates.model_kind or model_summary.model_kind(serving_dir)
     quantized_model.set_string_custom_property("model_kind", kind)
     blessed = _is_blessed(model_blessing) if model_blessing is not None else None
 
     def write_summary(variants, note=""):
         model_summary.write_model_summary(quantized_model.uri, model_summary.summarize(
-            kind, blessed, evaluation.uri if evaluation is not None else None,
-            GateConfig.from_json(gate_config_json), variants, note))
+            kind, blessed, evaluation.uri if evaluation is not None else None, gates, variants,
+            note))
 
     if model_blessing is not None and config.skip_unblessed and not blessed:
         _write_skipped(quantized_model.uri, "the Evaluator did not bless the model")

@@ -1,49 +1,56 @@
-"""Two model kinds in one pipeline: each Evaluator compares its candidate only with the last
-blessed model of its own kind, the run summary names both and the one that was pushed, and the
-report puts them side by side.
+"""Two model kinds gated in one pipeline: each Evaluator compares its candidate only with the
+last blessed model of its own kind, the run summary names both and the one that was pushed, and
+the report puts them side by side.
 
-Gates are set to 0 here (a test setting, never a default) so that both tiny models are blessed
-on the first run and a second run has a blessed baseline of each kind to choose from; with an
-unfiltered resolver one of the two Evaluators would get the other kind's model."""
+create_pipeline's own per-kind wiring (`pipeline.gated_model` for each kind, then
+`pipeline.delivery`), run for real by LocalDagRunner twice; the two kinds' models come from
+importers, not Trainers (tests/pipelines/test_pipeline_wiring.py pins that create_pipeline feeds
+each resolver from its own kind's Trainer and Evaluator, the e2e test runs a Trainer). Both tiny
+models pass the gates, so on the second run each resolver has a blessed model of either kind to
+choose from; an unfiltered resolver would give one Evaluator the other kind's model.
+"""
 
+import json
 import os
 
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
 
-from components import demo_data
-from pipelines import local_runner
+from edge import spec
+from pipelines import pipeline
 from pipelines.configs import PipelineConfig
-from pipelines.pipeline import gate_config, resolve_pipeline_class_names
 from pipelines.run_summary import latest_run_summary
+from tests.components import evalkit
 
 KINDS = ("baseline", "attention")
 
 
 @pytest.mark.slow
 def test_each_kind_is_gated_against_its_own_last_blessed_model(tmp_path):
-    demo_data.generate(str(tmp_path / "data"), per_class=6, size=64, seed=2)
+    root = str(tmp_path)
+    examples = evalkit.write_examples(os.path.join(root, "examples"))
+    models = {kind: evalkit.train_tiny_model(examples, os.path.join(root, kind), seed=seed,
+                                             epochs=12, with_attention=kind == "attention")
+              for seed, kind in enumerate(KINDS)}
     config = PipelineConfig(
-        pipeline_name="cxr-two-models", data_root=str(tmp_path / "data"),
-        pipeline_root=str(tmp_path / "pipeline"), models=KINDS, image_size=32, epochs=1,
-        min_macro_f1=0.0, min_covid_recall=0.0, max_regression=1.0,
-        # No referral head: on 6 images per class its gate (>= 95% of test accepted) cannot be
-        # met, and this test is about which baseline each Evaluator gets.
-        train_overrides={"referral": False},
-        quantization_variants=("float32",), beam_pipeline_args=("--direct_num_workers=1",))
-    gates = gate_config(config, resolve_pipeline_class_names(config))
+        pipeline_name="cxr-two-models", pipeline_root=os.path.join(root, "pipeline"),
+        serving_dir=os.path.join(root, "serving"), class_names=spec.CLASS_NAMES, models=KINDS,
+        quantization_variants=("float32",), quantization_objective="smallest",
+        synthetic_data=True)
 
-    local_runner.run(config)
-    first = latest_run_summary(config.metadata_path, gates)
+    _run(config, examples, models)
+    first = latest_run_summary(config.metadata_path, _gates(config))
     assert set(first.models) == set(KINDS) and first.primary_kind == "baseline"
     assert all(first.models[kind].blessed for kind in KINDS), first.lines()
 
-    local_runner.run(config)  # unchanged inputs: trainers cached, evaluators get a baseline
-    second = latest_run_summary(config.metadata_path, gates)
+    _run(config, examples, models)  # the same models: now each has a blessed baseline
+    second = latest_run_summary(config.metadata_path, _gates(config))
     store = _store(config.metadata_path)
     for kind in KINDS:
-        trained = _artifacts_of(store, f"Trainer_{kind}", "model", metadata_store_pb2.Event.OUTPUT)
+        imported = _artifacts_of(store, f"model_importer_{kind}", "result",
+                                 metadata_store_pb2.Event.OUTPUT)
         # What the Evaluator compared against, as it recorded it on its blessing. (Not the
         # input events: MLMD keeps one event per artifact and execution, and the candidate is
         # also an input, under "model", so the "baseline_model" path may not be the one kept.)
@@ -53,7 +60,7 @@ def test_each_kind_is_gated_against_its_own_last_blessed_model(tmp_path):
             int(artifact.custom_properties["baseline_model_id"].int_value)
             for artifact in store.get_artifacts_by_id(sorted(blessings))
             if "baseline_model_id" in artifact.custom_properties}
-        assert baseline and baseline <= trained, (kind, baseline, trained)
+        assert baseline and baseline <= imported, (kind, baseline, imported)
         regression = [g for g in second.models[kind].gates if g.baseline is not None]
         assert [g.gate for g in regression] == [f"no regression vs last blessed {kind} model"]
 
@@ -64,14 +71,40 @@ def test_each_kind_is_gated_against_its_own_last_blessed_model(tmp_path):
         page = handle.read()
     assert "Models side by side" in page
     assert "baseline (pushed kind)" in page and "<td>attention</td>" in page
-    assert os.path.isfile(second.report_html)
+
+
+def _run(config: PipelineConfig, examples_dir: str, models: dict) -> None:
+    """create_pipeline's wiring after the Trainers, for each kind, fed by importers."""
+    examples = tfx.dsl.Importer(
+        source_uri=examples_dir, artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": json.dumps(list(spec.SPLITS))},
+    ).with_id("examples_importer")
+    components, gated = [examples], []
+    for kind in config.models:
+        model = tfx.dsl.Importer(
+            source_uri=os.path.dirname(models[kind]),
+            artifact_type=tfx.types.standard_artifacts.Model).with_id(f"model_importer_{kind}")
+        gated.append(pipeline.gated_model(config, kind, config.class_names,
+                                          examples.outputs["result"], model,
+                                          model.outputs["result"]))
+        components += [model, *gated[-1].components]
+    components += pipeline.delivery(config, examples.outputs["result"], gated)
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
+        components=components,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path)))
+
+
+def _gates(config):
+    return pipeline.gate_config(config, config.class_names)
 
 
 def _store(path):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = path
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(connection)
 
 
 def _artifacts_of(store, component: str, key: str, event_type) -> set[int]:
