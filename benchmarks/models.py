@@ -1,7 +1,7 @@
-"""Trained baseline and attention models for the benchmark, from the real pipeline.
+"""Trained attention, baseline and Siamese models for the benchmark, from the real pipeline.
 
-Runs `pipelines.local_runner.run` with both model kinds on demo phantoms in the benchmark's work
-dir (TFX's cache reuses every component whose inputs did not change, so a second `make bench`
+Runs `pipelines.local_runner.run` with the three model kinds on demo phantoms in the benchmark's
+work dir (TFX's cache reuses every component whose inputs did not change, so a second `make bench`
 does not retrain), then reads the artifacts back from the run's MLMD store. The Quantizer
 converts only blessed models; when it skipped one (small `--quick` data cannot pass the
 production gates) the benchmark converts that SavedModel itself with the same
@@ -10,6 +10,7 @@ production gates) the benchmark converts that SavedModel itself with the same
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import time
 
@@ -17,9 +18,9 @@ from benchmarks.common import REPO_ROOT, pipeline_python, subprocess_env
 from components import demo_data
 from components.quantizer import QuantizerConfig, quantize_and_select, read_variants_table
 from pipelines.configs import PipelineConfig
-from trainer.summary_file import read_training_summary
+from trainer.summary_file import SUMMARY_FILENAME, read_training_summary
 
-MODEL_KINDS = ("attention", "baseline")  # attention first: it is the one pushed
+MODEL_KINDS = ("attention", "baseline", "siamese")  # attention first: the one pushed
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
 
@@ -100,7 +101,12 @@ def _read_back(config, work_dir, seconds, error) -> BenchModels:
             print(f"bench: no trained {kind} model in the store; skipped", flush=True)
             continue
         saved_model_dir = path_utils.serving_model_path(model.uri)
-        summary = read_training_summary(saved_model_dir) or {}
+        summary = read_training_summary(saved_model_dir)
+        if summary is None:
+            raise FileNotFoundError(
+                f"{os.path.join(saved_model_dir, SUMMARY_FILENAME)} is missing: Trainer_{kind}'s "
+                "model has no training summary (it records the class order and config the "
+                "benchmark needs); rerun the pipeline's Trainer")
         wall, state = store.producer_wall_seconds(model.id)
         quantized = store.output(f"Quantizer_{kind}", "quantized_model")
         variants_dir, variants, source = _variants(quantized, saved_model_dir, examples.uri,
@@ -142,9 +148,12 @@ def _variants(quantized, saved_model_dir, examples_uri, summary, config, work_di
 
 def _write_phantoms(root: str, per_class: int, size: int) -> None:
     marker = os.path.join(root, ".generated")
-    stamp = f"per_class={per_class} size={size} seed={demo_data.DEFAULT_SEED}"
+    stamp = (f"per_class={per_class} size={size} seed={demo_data.DEFAULT_SEED} "
+             f"generator={demo_data.GENERATOR_VERSION}")
     if os.path.isfile(marker) and open(marker).read() == stamp:
         return  # same bytes as last time: the pipeline cache stays valid
+    if os.path.isdir(root):  # another generator's phantoms: never mix them with these
+        shutil.rmtree(root)
     demo_data.generate(root, per_class=per_class, size=size, seed=demo_data.DEFAULT_SEED)
     with open(marker, "w") as handle:
         handle.write(stamp)

@@ -29,6 +29,7 @@ def render(results: dict) -> str:
     out += _goals(results)
     out += _deploy(results.get("deploy"))
     out += _models(results.get("models"))
+    out += _compare(results.get("compare"), results.get("latency"))
     out += _latency(results.get("latency"), results["machine"],
                     (results.get("models") or {}).get("image_size"))
     out += _sizes(results.get("latency"))
@@ -149,6 +150,31 @@ def _models(models) -> list[str]:
     return lines + _table(["model", "epochs", "train images", "best eval macro F1",
                            "test macro F1 (SavedModel)", "Quantizer selected",
                            "TFLite variants from"], rows)
+
+
+def _compare(compare, latency) -> list[str]:
+    if not compare:
+        return []
+    timed = {(r["model"], r["variant"]): r for r in (latency or {}).get("rows", [])
+             if r["threads"] == 1}
+    rows = []
+    for row in compare["rows"]:
+        pointing = "; ".join(
+            f"{key} {p['grid'][0]}×{p['grid'][1]}: {_f(p['score'])} (chance {_f(p['chance'])}, "
+            f"{p['hits']}/{p['scored']})" for key, p in row["pointing_game"].items()) \
+            or "no attention maps"
+        shipped = timed.get((row["model"], row["selected_variant"]), {})
+        rows.append([row["model"], row["test_images"], _f(row["macro_f1"]),
+                     _f(row["covid_recall"]), pointing, row["selected_variant"] or "none",
+                     _f(row["selected_size_mb"]), _f(shipped.get("median_ms"))])
+    return ["## Attention vs baseline vs Siamese (same demo data)", "",
+            "Each model's SavedModel on the same test split (edge decoder), the pointing game on "
+            "the phantoms' finding masks (the attention map's peak cell holds a finding pixel; "
+            "chance: a random cell), and the variant its Quantizer shipped: file size and "
+            "median latency per image at 1 thread from the latency section (the Siamese model "
+            "has attention maps when its backbone is the attention-gated B0, its default).", ""] \
+        + _table(["model", "test images", "macro F1", "COVID recall", "pointing game",
+                  "shipped variant", "MB", "ms (1 thr)"], rows)
 
 
 def _latency(latency, machine, size=None) -> list[str]:

@@ -21,7 +21,9 @@
 7. `cxr-edge serve` throughput and p95 latency for N concurrent clients, and the install size
    the `serve` extra adds (serve_load.py);
 8. streaming input: peak RSS and images/s of one training epoch on N and 4N demo images, the
-   Trainer's streaming path vs in-memory arrays (streaming.py).
+   Trainer's streaming path vs in-memory arrays (streaming.py);
+9. attention vs baseline vs Siamese on the same demo data: macro F1, COVID recall, pointing
+   game on the phantoms' finding masks, the shipped variant's size and latency (compare.py).
 Writes benchmarks/results.json and benchmarks/RESULTS.md (--out-dir to change). A topic that
 fails is recorded with its error and the others go on. Not part of `make test`.
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import trainer  # noqa: E402,F401  (Keras 2 before TensorFlow is imported)
 from benchmarks import (  # noqa: E402
+    compare,
     demo_time,
     deploy_latency,
     edge_latency,
@@ -53,8 +56,9 @@ from benchmarks import (  # noqa: E402
 from benchmarks.common import BENCH_DIR, REPO_ROOT, edge_python  # noqa: E402
 from pipelines.demo import DEMO_PER_CLASS  # noqa: E402
 
-TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo", "serve", "streaming")
-NEEDS_MODELS = {"latency", "footprint", "training"}  # the topics that use the trained models
+TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo", "serve", "streaming",
+          "compare")
+NEEDS_MODELS = {"latency", "footprint", "training", "compare"}  # topics using the trained models
 
 
 def main(argv=None) -> int:
@@ -90,6 +94,8 @@ def main(argv=None) -> int:
             results["footprint"] = _topic(results, "footprint", lambda: footprint.measure(
                 python, _footprint_models(bench), images["png_dir"], args.cold_runs,
                 args.rss_images))
+        if "compare" not in args.skip:
+            results["compare"] = _topic(results, "compare", lambda: compare.measure(bench))
         if "training" not in args.skip:
             results["training"] = _topic(results, "training", lambda: training.measure(
                 bench, args.fit_epochs))

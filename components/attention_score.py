@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from components import demo_data
+from edge import spec
 from trainer.split_reader import read_split
 
 
@@ -56,6 +57,36 @@ def read_test_cases(examples_uri: str, split: str, image_size: int, data_root: s
     masks = [read_finding_mask(os.path.join(data_root, source), image_size) if source else None
              for source in cases.source_paths]
     return TestCases(cases.images, cases.labels, masks)
+
+
+def load_signature(serving_model_dir: str):
+    """The SavedModel's tensor signature (what the report and the benchmark score)."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(serving_model_dir).signatures[spec.TENSOR_SIGNATURE]
+
+
+def signature_outputs(signature, images: np.ndarray, batch_size: int = 64) -> dict:
+    """The signature on `images`: probabilities and any attention maps, as numpy arrays."""
+    import tensorflow as tf
+
+    keys = [spec.PROBABILITIES_KEY] + attention_keys(signature)
+    outputs = {key: [] for key in keys}
+    for start in range(0, len(images), batch_size):
+        batch = signature(**{spec.IMAGE_TENSOR_KEY: tf.constant(images[start:start + batch_size])})
+        for key in keys:
+            outputs[key].append(batch[key].numpy())
+    return {key: np.concatenate(parts) for key, parts in outputs.items()}
+
+
+def attention_keys(signature) -> list[str]:
+    """The attention-map outputs of a tensor signature, sorted (none for the baseline)."""
+    return sorted(key for key in signature.structured_outputs
+                  if key.startswith(spec.ATTENTION_KEY_PREFIX))
+
+
+def signature_input_size(signature) -> int:
+    return int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
 
 
 def read_finding_mask(image_path: str, size: int) -> np.ndarray | None:

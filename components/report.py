@@ -400,16 +400,13 @@ def _embedding_section(page, inputs: ReportInputs, training: dict | None) -> Non
 def _attention_section(page, inputs: ReportInputs, class_names) -> None:
     if not inputs.serving_model_dir or not inputs.examples_uri:
         return
-    import tensorflow as tf
-
     from components import attention_score
 
-    signature = tf.saved_model.load(inputs.serving_model_dir).signatures[spec.TENSOR_SIGNATURE]
-    prefix = spec.ATTENTION_KEY_PREFIX
-    keys = sorted(key for key in signature.structured_outputs if key.startswith(prefix))
+    signature = attention_score.load_signature(inputs.serving_model_dir)
+    keys = attention_score.attention_keys(signature)
     if not keys:
         return
-    size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
+    size = attention_score.signature_input_size(signature)
     # Finding masks exist only for the phantoms (a real database's masks/ outline the lungs).
     data_root = (read_ingest_summary(inputs.ingest_summary_uri) or {}).get("input_base")
     scored = bool(inputs.synthetic_data and data_root)
@@ -417,12 +414,7 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
                                             limit=None if scored else OVERLAY_IMAGES)
     if not len(cases.labels):
         return
-    outputs = {key: [] for key in [spec.PROBABILITIES_KEY] + keys}
-    for start in range(0, len(cases.labels), 64):
-        batch = signature(**{spec.IMAGE_TENSOR_KEY: tf.constant(cases.images[start:start + 64])})
-        for key in outputs:
-            outputs[key].append(batch[key].numpy())
-    outputs = {key: np.concatenate(parts) for key, parts in outputs.items()}
+    outputs = attention_score.signature_outputs(signature, cases.images)
     page.heading("Attention overlays (test images)")
     if scored:
         _pointing_game_table(page, keys, outputs, cases, attention_score)
