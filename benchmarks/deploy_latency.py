@@ -157,8 +157,8 @@ def _selections(rows, threads) -> list[dict]:
 
 
 def _calibration_split(size: int, per_class: int = 4):
-    from components.quantizer import Split
     from edge import spec
+    from trainer.split_reader import Split
 
     images = [_phantom(size, name, index) for name in spec.CLASS_NAMES
               for index in range(per_class)]
