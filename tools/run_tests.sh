@@ -15,8 +15,19 @@ venv=$1 edge_venv=$2
 shift 2
 export CXR_EDGE_PYTHON
 CXR_EDGE_PYTHON="$(cd "$edge_venv" && pwd)/bin/python"
-pipeline_pytest=("$venv/bin/python" -m pytest -p no:cacheprovider "$@")
-edge_pytest=("$edge_venv/bin/python" -m pytest -p no:cacheprovider "$@")
+pipeline_pytest=(run_pytest "$venv/bin/python" "$@")
+edge_pytest=(run_pytest "$edge_venv/bin/python" "$@")
+
+# pytest exits 5 when a marker (`make test-fast`: -m "not slow") deselects every test of a
+# file or folder: nothing failed, so that counts as a pass.
+run_pytest() {
+  local python=$1
+  shift
+  "$python" -m pytest -p no:cacheprovider "$@"
+  local status=$?
+  [ "$status" -eq 5 ] && return 0
+  return "$status"
+}
 
 # Balance (measured on 2 cores, lanes side by side, fresh clone): lane A ~25 min (the end-to-end
 # file 18.5, the rest of tests/pipelines ~6); lane B ~24 (tests/components 13, tests/trainer 10).
