@@ -55,10 +55,16 @@ class TrainConfig:
 
     # Attention gates (Schlemper et al. 2018).
     attention_channels: int = 128  # inter-channel width; the original used 1280 (49.6M params)
-    attention_normalisation: str = "sigmoid"  # sigmoid | softmax ("mean-flow": sums to 1)
+    # softmax: each gate's weights sum to 1 over the positions, so a gate must choose where to
+    # look; sigmoid gates learned to pass every cell but the findings (BUILD_NOTES, issue 14).
+    attention_normalisation: str = "softmax"  # softmax | sigmoid
+    # Whether the head also reads GAP(g), the ungated final map (AG-Sononet's "concat" head).
+    # Off: the class must come through the gates, which is what makes their maps point.
+    attention_global_pool: bool = False
     attention_subsample: int = 1  # θ stride; block6/7 already share the final map's grid
     # The gates read block6/block7 (stride 32: 7x7 at 224 px) when that grid has at least this
-    # many cells a side, otherwise block4/block5 (stride 16: 4x4 at the demo's 64 px).
+    # many cells a side, otherwise block3/block4 (strides 8 and 16: 8x8 and 4x4 at the demo's
+    # 64 px, where block4's cells already see nearly the whole image).
     attention_min_cells: int = 4
 
     # Siamese.

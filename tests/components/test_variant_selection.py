@@ -133,6 +133,10 @@ def test_every_variant_is_one_recipe_and_the_configs_name_only_known_ones():
     assert ALL_VARIANTS == tuple(RECIPES)
     assert all(name == recipe.name for name, recipe in RECIPES.items())
     assert set(PipelineConfig().quantization_variants) <= set(RECIPES)
+    # "fastest" skips dynamic-range (never the fastest on LiteRT); "smallest" keeps it.
+    assert PipelineConfig().quantization_variants == ("float32", "float16", "int8")
+    assert "dynamic" in PipelineConfig(quantization_objective="smallest").quantization_variants
+    assert PipelineConfig(quantization_variants=("int8",)).quantization_variants == ("int8",)
     assert set(QuantizerConfig().variants) <= set(RECIPES)
     integer = {name for name, recipe in RECIPES.items() if recipe.integer}
     assert integer == {"int8", "int8_io"}

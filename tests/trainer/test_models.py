@@ -13,9 +13,9 @@ from trainer.models import attention, backbone, build_model, siamese
 SIZE = 64
 # EfficientNetB0 without top has 4,049,571 parameters; the rest is the head.
 B0_NO_TOP = 4_049_571
-# At 64 px the gates read block4 (80 channels) and block5 (112), on the 1/16 grid: 4×4 cells.
-GATED = (80, 112)
-FEATURES = sum(GATED) + 1280  # concat(ĝ1, ĝ2, GAP(g)) of the attention model
+# At 64 px the gates read block3 (40 channels, 1/8 grid: 8×8 cells) and block4 (80, 1/16: 4×4).
+GATED = (40, 80)
+FEATURES = sum(GATED)  # concat(BN(ĝ1), BN(ĝ2)): the head reads only what the gates pass
 
 
 def config(**overrides):
@@ -40,9 +40,9 @@ def test_attention_outputs_maps_in_unit_range(normalisation):
     model = build_model(config(model="attention", attention_normalisation=normalisation))
     outputs = model(images(3))
     assert outputs[spec.PROBABILITIES_KEY].shape == (3, 4)
-    for key in ("attention_1", "attention_2"):
-        # block4/block5 on the 1/16 grid: 4×4 at 64 px (block6/7's 1/32 grid would be 2×2).
-        assert outputs[key].shape == (3, 4, 4, 1)
+    # block3 on the 1/8 grid, block4 on the 1/16: 8×8 and 4×4 at 64 px (block6/7 would be 2×2).
+    for key, cells in (("attention_1", 8), ("attention_2", 4)):
+        assert outputs[key].shape == (3, cells, cells, 1)
         values = outputs[key].numpy()
         assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
     if normalisation == "softmax":  # scaled to its peak for display
@@ -50,24 +50,27 @@ def test_attention_outputs_maps_in_unit_range(normalisation):
 
 
 @pytest.mark.parametrize(("size", "cells", "layers"), [
-    (64, 4, (backbone.BLOCK4_OUTPUT, backbone.BLOCK5_OUTPUT)),
-    (96, 6, (backbone.BLOCK4_OUTPUT, backbone.BLOCK5_OUTPUT)),
-    (128, 4, (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
-    (224, 7, (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
+    (64, (8, 4), (backbone.BLOCK3_OUTPUT, backbone.BLOCK4_OUTPUT)),
+    (96, (12, 6), (backbone.BLOCK3_OUTPUT, backbone.BLOCK4_OUTPUT)),
+    (128, (4, 4), (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
+    (224, (7, 7), (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
 ])
 def test_attention_maps_have_at_least_four_cells_a_side_and_224_px_keeps_7x7(size, cells, layers):
     cfg = TrainConfig(image_size=size, model="attention")
     assert attention.gated_layer_names(cfg) == layers
     model = build_model(cfg)
-    for key in ("attention_1", "attention_2"):
-        assert tuple(model.output[key].shape) == (None, cells, cells, 1)
+    for key, side in zip(("attention_1", "attention_2"), cells, strict=True):
+        assert tuple(model.output[key].shape) == (None, side, side, 1)
 
 
-@pytest.mark.parametrize("width", [32, 64, 128])
-def test_attention_parameter_count_follows_gate_formula(width):
-    model = build_model(config(model="attention", attention_channels=width))
+@pytest.mark.parametrize(("width", "global_pool"), [(32, False), (64, False), (128, True)])
+def test_attention_parameter_count_follows_gate_formula(width, global_pool):
+    model = build_model(config(model="attention", attention_channels=width,
+                               attention_global_pool=global_pool))
+    features = FEATURES + (1280 if global_pool else 0)  # + GAP(g), the ungated final map
     assert model.count_params() == B0_NO_TOP + gate_params(GATED[0], width) + \
-        gate_params(GATED[1], width) + 4 * FEATURES + FEATURES * 4 + 4  # BN + dense head
+        gate_params(GATED[1], width) + 4 * features + features * 4 + 4  # BN + dense head
+    assert any(layer.name == "gap" for layer in model.layers) == global_pool
 
 
 def gate_params(x_channels, width, g_channels=1280):

@@ -4,21 +4,26 @@ Networks for Improving Ultrasound Scan Plane Detection").
 Two gates read intermediate B0 feature maps x and are gated by the final 1280-channel map g. At
 224 px they read block6 (192 channels) and block7 (320 channels), both on g's 1/32 grid (7x7).
 Where that grid would have fewer than `attention_min_cells` cells a side (2x2 at the demo's
-64 px: one cell per lung quadrant, nothing to point with) they read block4 (80 channels) and
-block5 (112 channels) on the 1/16 grid instead (4x4 at 64 px), and g is resized up to it.
+64 px: one cell per lung quadrant, nothing to point with) they read block3 (40 channels, 1/8
+grid: 8x8 at 64 px) and block4 (80 channels, 1/16 grid: 4x4), and g is resized up to each.
+block4/block5 (both 4x4) were tried first: at 64 px their cells see nearly the whole image, and
+softmax gates on them peaked on the image's border, outside the lungs (BUILD_NOTES, issue 14).
 Each gate:
 
     θ = strided conv(x)                 # x brought to the gating grid
     φ = 1×1 conv(g), resized to θ's grid
     f = leaky-ReLU(θ + φ)
     ψ = 1×1 conv(f) → 1 channel
-    α = normalise(ψ)                    # sigmoid, or softmax over positions (sums to 1)
+    α = softmax over positions (ψ)      # sums to 1 (or a per-cell sigmoid)
     y = α (upsampled to x's grid) · x
     ĝ = Σ_spatial BN(W·y)               # W: 1×1 conv
 
-and the head classifies BN(concat(ĝ1, ĝ2, GAP(g))). The attention maps α are extra outputs so
-the edge runner can draw them. θ's stride (`attention_subsample`) defaults to 1: the maps are
-already coarse, and the paper's 2 would leave a 1×1 map at 64 px.
+and the head classifies concat(BN(ĝ1), BN(ĝ2)): with softmax weights and no ungated GAP(g)
+beside them (`attention_global_pool`), the class has to come through what each gate chose to
+look at (how often that is the finding: the pointing game, components/attention_score.py).
+The attention maps α are extra outputs so the edge runner can draw them. θ's stride
+(`attention_subsample`) defaults to 1: the maps are already coarse, and the paper's 2 would
+leave a 1×1 map at 64 px.
 """
 
 import tensorflow as tf
@@ -42,23 +47,26 @@ def build_attention_model(config: TrainConfig) -> tf_keras.Model:
 
 
 def attention_features(image, config: TrainConfig):
-    """Returns (concat(ĝ1, ĝ2, GAP(g)) [N, 1792], {"attention_1": α1, "attention_2": α2})."""
+    """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 192] at
+    the demo's size (block4 + block5 channels), [N, 512] at 224 px; + 1280 with the GAP branch."""
     b0 = backbone.efficientnet_b0(image, config)
     gating = b0.get_layer(backbone.FINAL_OUTPUT).output
-    gated_features, attention_maps = [], {}
+    branches, attention_maps = {}, {}
     for index, layer_name in enumerate(gated_layer_names(config), 1):
         gated, alpha = grid_attention_gate(
             b0.get_layer(layer_name).output, gating, config, name=f"gate{index}"
         )
-        gated_features.append(gated)
+        branches[f"gate{index}"] = gated
         key = f"{spec.ATTENTION_KEY_PREFIX}{index}"
         attention_maps[key] = layers.Activation("linear", name=key)(alpha)
-    pooled = layers.GlobalAveragePooling2D(name="gap")(gating)
-    features = layers.Concatenate(name="attention_concat")(gated_features + [pooled])
-    # The sigmoid gates' spatial sums grow with the map's area (16 cells at 64 px, 49 at 224)
-    # and start the head with large, confident logits; BatchNorm puts the three on one scale.
-    features = layers.BatchNormalization(momentum=config.bn_momentum,
-                                         name="attention_features")(features)
+    if config.attention_global_pool:
+        branches["gap"] = layers.GlobalAveragePooling2D(name="gap")(gating)
+    # One BatchNorm per branch, before the concat: the sigmoid gates' spatial sums grow with the
+    # map's area and would start the head with large, confident logits, and int8 gives a concat
+    # one scale for all its inputs, which un-normalised branches of different ranges share badly.
+    features = layers.Concatenate(name="attention_concat")([
+        layers.BatchNormalization(momentum=config.bn_momentum, name=f"{name}_features_bn")(branch)
+        for name, branch in branches.items()])
     return features, attention_maps
 
 
@@ -66,7 +74,7 @@ def gated_layer_names(config: TrainConfig) -> tuple[str, str]:
     """The two B0 outputs the gates read at this image size (see the module docstring)."""
     if config.image_size // 32 >= config.attention_min_cells:
         return backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT
-    return backbone.BLOCK4_OUTPUT, backbone.BLOCK5_OUTPUT
+    return backbone.BLOCK3_OUTPUT, backbone.BLOCK4_OUTPUT
 
 
 def grid_attention_gate(x, g, config: TrainConfig, name: str):
