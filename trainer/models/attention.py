@@ -47,8 +47,8 @@ def build_attention_model(config: TrainConfig) -> tf_keras.Model:
 
 
 def attention_features(image, config: TrainConfig):
-    """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 192] at
-    the demo's size (block4 + block5 channels), [N, 512] at 224 px; + 1280 with the GAP branch."""
+    """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 120] at
+    the demo's size (block3 + block4 channels), [N, 512] at 224 px; + 1280 with the GAP branch."""
     b0 = backbone.efficientnet_b0(image, config)
     gating = b0.get_layer(backbone.FINAL_OUTPUT).output
     branches, attention_maps = {}, {}

@@ -21,7 +21,6 @@ CANONICAL_STD = 64.0
 # cells (8x8 and 4x4 at 64 px).
 BLOCK3_OUTPUT = "block3b_add"  # 40 channels, stride 8
 BLOCK4_OUTPUT = "block4c_add"  # 80 channels, stride 16
-BLOCK5_OUTPUT = "block5c_add"  # 112 channels, stride 16
 BLOCK6_OUTPUT = "block6d_add"  # 192 channels, stride 32
 BLOCK7_OUTPUT = "block7a_project_bn"  # 320 channels, stride 32
 FINAL_OUTPUT = "top_activation"  # 1280 channels, stride 32
