@@ -381,11 +381,17 @@ def _training(training) -> list[str]:
 def _streaming(result) -> list[str]:
     if not result:
         return []
-    rows = [[r["scale"], r["input"], r["train_examples"], r["eval_examples"], r["read_s"],
-             r["train_epoch_s"], r["images_per_s"], r["train_epoch_images_per_s"],
-             r["referral_s"], r["peak_rss_mb"], r["vm_hwm_mb"], round(r["eval_macro_f1"], 4),
-             " ".join(str(x) for x in r["load_average_start"])] for r in result["runs"]]
+    rows = [[r["scale"], r.get("round", 1), r["input"], r["train_examples"],
+             r["eval_examples"], r["read_s"], r["train_epoch_s"], r["images_per_s"],
+             r["train_epoch_images_per_s"], r["referral_s"], r["peak_rss_mb"], r["vm_hwm_mb"],
+             round(r["eval_macro_f1"], 4), " ".join(str(x) for x in r["load_average_start"])]
+            for r in result["runs"]]
     growth = result["rss_growth_mb_n_to_4n"]
+    medians = result.get("median_images_per_s", {})
+    per_round = result.get("images_per_s_ratio_per_round", {})
+    summary = [[scale, medians.get(f"{scale} streaming"), medians.get(f"{scale} memory"),
+                result["images_per_s_ratio_streaming_over_memory"][scale],
+                " ".join(str(x) for x in per_round.get(scale, []))] for scale in ("N", "4N")]
     return [f"## Streaming input: one epoch on N and 4N images ({result['model']}, "
             f"{result['image_size']} px)", "",
             "Each row is a fresh process (`benchmarks/stream_worker.py`): read the splits, "
@@ -393,17 +399,21 @@ def _streaming(result) -> list[str]:
             "referral. **streaming** is the Trainer's path (TFX data accessor, decoded as read); "
             "**memory** is the reference: `load_split` decodes every image into float32 arrays "
             "first (the input path before streaming), same training code after it. images/s = "
-            "train images / (read s + epoch s). Peak RSS grew by "
-            f"{growth['streaming']} MB (streaming) and {growth['memory']} MB (memory) from N to "
-            f"4N; decoded float32 train + eval at 4N would be "
+            f"train images / (read s + epoch s). {result.get('rounds', 1)} round(s) per scale, "
+            "the order alternating between rounds; the ratio is of the median images/s "
+            "(one epoch's time drifts by tens of percent between identical runs on this shared "
+            "machine, so a single pair does not settle it). Peak RSS (largest over the rounds) "
+            f"grew by {growth['streaming']} MB (streaming) and {growth['memory']} MB (memory) "
+            "from N to 4N; decoded float32 train + eval at 4N would be "
             f"{result['decoded_float32_mb_at_4n']} MB. One epoch includes tracing the train "
             "step, BatchNorm pass and predict (tens of seconds on 2 cores), the same for both "
             "inputs, so fixed costs weigh heavily at these sizes. The load average is the "
-            "machine's (shared) when the run started; on a loaded 2-core machine a single pair "
-            "of runs does not settle the images/s ratio.", ""] + _table(
-        ["scale", "input", "train images", "eval images", "read s", "epoch s", "images/s",
-         "epoch images/s", "referral s", "peak RSS MB", "VmHWM MB", "eval macro F1",
-         "load avg"], rows)
+            "machine's (shared) when the run started.", ""] + _table(
+        ["scale", "streaming median images/s", "memory median images/s", "ratio",
+         "ratio per round"], summary) + _table(
+        ["scale", "round", "input", "train images", "eval images", "read s", "epoch s",
+         "images/s", "epoch images/s", "referral s", "peak RSS MB", "VmHWM MB",
+         "eval macro F1", "load avg"], rows)
 
 
 def _ingest(result) -> list[str]:

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
             work_dir=args.work_dir))
     if "streaming" not in args.skip:
         results["streaming"] = _topic(results, "streaming", lambda: streaming.measure(
-            args.work_dir, args.stream_images, args.stream_size))
+            args.work_dir, args.stream_images, args.stream_size, rounds=args.stream_rounds))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["bench_wall_s"] = round(time.monotonic() - started, 1)
 
@@ -168,6 +168,8 @@ def _parser():
     parser.add_argument("--stream-images", type=int,
                         help="streaming topic: N train images (also 4N; 400)")
     parser.add_argument("--stream-size", type=int, help="streaming topic: image side (128)")
+    parser.add_argument("--stream-rounds", type=int,
+                        help="streaming topic: pairs of runs per scale, order alternating (3)")
     parser.add_argument("--skip", action="append", default=[], choices=TOPICS)
     parser.add_argument("--update", action="store_true",
                         help="keep the other topics of the existing results.json and replace "
@@ -193,6 +195,7 @@ def _apply_sizing(args):
         "serve_requests": 20 if quick else 100,
         "stream_images": 40 if quick else 400,
         "stream_size": 64 if quick else 128,
+        "stream_rounds": 1 if quick else 3,
         "out_dir": str(BENCH_DIR),
     }
     for key, value in defaults.items():

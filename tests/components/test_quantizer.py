@@ -158,11 +158,11 @@ def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_
     from tf_keras import layers
 
     from edge import spec
-    from trainer.models.backbone import PerImageStandardisation
+    from trainer.models.backbone import PerImageStandardisation, grayscale_to_rgb
 
     image = tf_keras.Input((16, 16, 1), name=spec.IMAGE_TENSOR_KEY)
     x = PerImageStandardisation(name="standardise")(image)
-    x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = grayscale_to_rgb(x)
     x = layers.Rescaling(1.0 / 255.0)(x)
     x = layers.Conv2D(4, 3, activation="relu", name="stem_conv")(x)
     probabilities = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x))

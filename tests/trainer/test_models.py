@@ -95,20 +95,25 @@ def test_gradients_reach_every_attention_gate_weight():
         assert float(tf.reduce_max(tf.abs(gradient))) > 0.0, weight.name
 
 
-@pytest.mark.parametrize("backbone_kind", ["attention", "baseline"])
-def test_siamese_embeddings_are_unit_length_and_classifier_scores(backbone_kind):
-    cfg = config(model="siamese", siamese_backbone=backbone_kind, embedding_dims=16)
+@pytest.mark.parametrize(("backbone_kind", "global_pool"),
+                         [("attention", True), ("attention", False), ("baseline", True)])
+def test_siamese_embeddings_are_unit_length_and_classifier_scores(backbone_kind, global_pool):
+    cfg = config(model="siamese", siamese_backbone=backbone_kind, embedding_dims=16,
+                 siamese_global_pool=global_pool)
     model = build_model(cfg)
     outputs = model(images(3))
     embedding = outputs[spec.EMBEDDING_KEY].numpy()
     assert embedding.shape == (3, 16)
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
     assert ("attention_1" in outputs) == (backbone_kind == "attention")
-    features = FEATURES if backbone_kind == "attention" else 1280
-    head = features * 16 + 16
-    extra = model.count_params() - head - B0_NO_TOP
-    assert extra == (gate_params(GATED[0], 128) + gate_params(GATED[1], 128) + 4 * FEATURES
-                     if backbone_kind == "attention" else 0)
+    if backbone_kind == "attention":
+        features = FEATURES + (1280 if global_pool else 0)  # + GAP(g) beside the gates
+        extra = gate_params(GATED[0], 128) + gate_params(GATED[1], 128) + 4 * features
+    else:
+        features, extra = 1280, 0
+    assert model.count_params() - (features * 16 + 16) - B0_NO_TOP == extra
+    if backbone_kind == "attention":
+        assert any(layer.name == "gap" for layer in model.layers) == global_pool
 
     prototypes = np.eye(4, 16, dtype=np.float32)
     full = siamese.with_classifier(model, siamese.PrototypeClassifier(prototypes, 0.1))

@@ -46,9 +46,12 @@ def build_attention_model(config: TrainConfig) -> tf_keras.Model:
     return tf_keras.Model(image, outputs, name="attention")
 
 
-def attention_features(image, config: TrainConfig):
+def attention_features(image, config: TrainConfig, global_pool: bool | None = None):
     """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 120] at
-    the demo's size (block3 + block4 channels), [N, 512] at 224 px; + 1280 with the GAP branch."""
+    the demo's size (block3 + block4 channels), [N, 512] at 224 px; + 1280 with the GAP branch
+    (global_pool; default config.attention_global_pool)."""
+    if global_pool is None:
+        global_pool = config.attention_global_pool
     b0 = backbone.efficientnet_b0(image, config)
     gating = b0.get_layer(backbone.FINAL_OUTPUT).output
     branches, attention_maps = {}, {}
@@ -59,7 +62,7 @@ def attention_features(image, config: TrainConfig):
         branches[f"gate{index}"] = gated
         key = f"{spec.ATTENTION_KEY_PREFIX}{index}"
         attention_maps[key] = layers.Activation("linear", name=key)(alpha)
-    if config.attention_global_pool:
+    if global_pool:
         branches["gap"] = layers.GlobalAveragePooling2D(name="gap")(gating)
     # One BatchNorm per branch, before the concat: the sigmoid gates' spatial sums grow with the
     # map's area and would start the head with large, confident logits, and int8 gives a concat

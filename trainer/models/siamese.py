@@ -1,6 +1,7 @@
 """Siamese embedding network trained with a triplet loss, with classification built in.
 
-    image → backbone features (attention-gated B0 by default, or plain B0)
+    image → backbone features (attention-gated B0 with GAP(g) beside the gates by default,
+            or plain B0)
           → dense → L2-normalised embedding (128-d)
 
 Training uses `tfa.losses.TripletSemiHardLoss` (Schroff et al. 2015, FaceNet) on class-balanced
@@ -29,7 +30,8 @@ def build_embedding_model(config: TrainConfig) -> tf_keras.Model:
     """image → {"embedding": [N, D] unit vectors, plus the attention maps if any}."""
     image = backbone.image_input(config)
     if config.siamese_backbone == "attention":
-        features, extra_outputs = attention.attention_features(image, config)
+        features, extra_outputs = attention.attention_features(
+            image, config, global_pool=config.siamese_global_pool)
     else:
         features, extra_outputs = baseline.baseline_features(image, config), {}
     features = layers.Dropout(config.dropout, name="embedding_dropout")(features)
