@@ -20,38 +20,46 @@ F1_LOSS_GOAL_POINTS = 0.5
 WORKER = str(BENCH_DIR / "latency_worker.py")
 
 
-def measure(bench_models, images: dict, edge_python: str, threads=(1, 2, 4), passes: int = 2,
-            warmup: int = 5) -> dict:
+def measure(bench_models, images: dict, edge_python: str, threads=(1, 2, 4), passes: int = 1,
+            warmup: int = 5, rounds: int = 3) -> dict:
+    """rounds: every model is timed once per round, the rounds interleaved; a row keeps its
+    fastest round's timing (load on this shared machine only adds time: in one run a single
+    process timed float16 25% slower than float32, their compute being the same)."""
     labels = np.load(images["labels"])
     first = next(iter(bench_models.models.values()))
     num_classes = len(first.training_summary["config"]["class_names"])
-    rows = []
+    jobs = []  # (kind, variant, threads, python, backend, path, size_bytes)
     for thread_count in threads:
-        files = {}
         for kind, model in bench_models.models.items():
             for variant in ("float32", "float16", "dynamic", "int8"):
                 path = model.tflite(variant)
                 if path and os.path.isfile(path):
-                    files[path] = (kind, variant)
-        print(f"bench: TFLite latency, {len(files)} models, {thread_count} thread(s)", flush=True)
-        for path, (kind, variant) in files.items():
+                    jobs.append((kind, variant, thread_count, edge_python, "tflite", path,
+                                 os.path.getsize(path)))
+        for kind, model in bench_models.models.items():
+            jobs.append((kind, "savedmodel", thread_count, pipeline_python(), "savedmodel",
+                         model.saved_model_dir, tree_bytes(model.saved_model_dir)))
+    timed: dict[tuple, list[dict]] = {}
+    for round_index in range(rounds):
+        print(f"bench: demo-size latency, round {round_index + 1}/{rounds}, {len(jobs)} "
+              "model × thread runs", flush=True)
+        for kind, variant, thread_count, python, backend, path, size_bytes in jobs:
             # One fresh process per model, as on a device: no thread pools or caches shared with
             # models timed before it (a probe saw dynamic-range at 2 threads 10x slower then).
-            tflite = _worker(edge_python, "tflite", thread_count, images, [path], passes, warmup)
-            rows.append(_row(kind, variant, thread_count, tflite["runtime"], tflite["results"][0],
-                             labels, num_classes, os.path.getsize(path)))
-        for kind, model in bench_models.models.items():
-            print(f"bench: SavedModel latency, {kind}, {thread_count} thread(s)", flush=True)
-            saved = _worker(pipeline_python(), "savedmodel", thread_count, images,
-                            [model.saved_model_dir], passes, warmup)
-            rows.append(_row(kind, "savedmodel", thread_count, saved["runtime"],
-                             saved["results"][0], labels, num_classes,
-                             tree_bytes(model.saved_model_dir)))
+            result = _worker(python, backend, thread_count, images, [path], passes, warmup)
+            row = _row(kind, variant, thread_count, result["runtime"], result["results"][0],
+                       labels, num_classes, size_bytes)
+            timed.setdefault((kind, variant, thread_count), []).append(row)
+    rows = []
+    for measured in timed.values():
+        best = min(measured, key=lambda row: row["median_ms"])
+        rows.append(best | {"round_medians_ms": [row["median_ms"] for row in measured]})
     _add_comparisons(rows)
     return {
         "selection_check": _selection_check(bench_models, rows),
         "images": int(len(labels)),
         "passes": passes,
+        "rounds": rounds,
         "warmup": warmup,
         "rows": rows,
         "int8_vs_float32": _int8_ratios(rows),

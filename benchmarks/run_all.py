@@ -89,7 +89,7 @@ def main(argv=None) -> int:
             args.max_images))
         if images and "latency" not in args.skip:
             results["latency"] = _topic(results, "latency", lambda: edge_latency.measure(
-                bench, images, python, args.threads, args.passes))
+                bench, images, python, args.threads, args.passes, rounds=args.rounds))
         if images and "footprint" not in args.skip:
             results["footprint"] = _topic(results, "footprint", lambda: footprint.measure(
                 python, _footprint_models(bench), images["png_dir"], args.cold_runs,
@@ -149,7 +149,10 @@ def _parser():
     parser.add_argument("--deploy-threads", default="1,2,4", help="its thread counts")
     parser.add_argument("--deploy-rounds", type=int, help="its interleaved rounds (3)")
     parser.add_argument("--deploy-runs", type=int, help="its timed runs per round (30)")
-    parser.add_argument("--passes", type=int, help="timed passes over the test images (2)")
+    parser.add_argument("--passes", type=int,
+                        help="demo-size latency: timed passes over the test images per process (1)")
+    parser.add_argument("--rounds", type=int,
+                        help="demo-size latency: interleaved rounds, the fastest counts (3)")
     parser.add_argument("--max-images", type=int, help="cap on test images (all)")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--rss-images", type=int, default=100)
@@ -185,7 +188,8 @@ def _apply_sizing(args):
         "per_class": 40 if quick else DEMO_PER_CLASS,
         "epochs": 2 if quick else None,
         "work_dir": str(BENCH_DIR / ("work-quick" if quick else "work")),
-        "passes": 1 if quick else 2,
+        "passes": 1,
+        "rounds": 1 if quick else 3,
         "max_images": 40 if quick else None,
         "fit_epochs": 2 if quick else 3,
         "ingest_images": 100 if quick else 1000,
