@@ -182,7 +182,7 @@ def _latency(latency, machine, size=None) -> list[str]:
         return []
     rows = sorted(latency["rows"], key=lambda r: (r["model"], r["threads"],
                                                   VARIANT_ORDER.index(r["variant"])))
-    table = [[r["model"], r["variant"], r["threads"], _rounds_cell(r), r["p90_ms"],
+    table = [[r["model"], r["variant"], r["threads"], _median_cell(r), r["p90_ms"],
               r.get("latency_vs_savedmodel"), r["macro_f1"], r.get("macro_f1_loss_points"),
               _verdict(r.get("f1_goal_met")) if r["variant"] != "savedmodel" else "-",
               r.get("load_average_1min"), r["runtime"]] for r in rows]
@@ -190,7 +190,8 @@ def _latency(latency, machine, size=None) -> list[str]:
              f"{latency['images']} test images, batch 1, {latency['passes']} timed pass(es) "
              f"after {latency['warmup']} warm-up calls, one fresh process per model and "
              f"thread count, in {latency.get('rounds', 1)} interleaved round(s): the median "
-             "shown is the fastest round's, in brackets every round's (load only adds time); "
+             "shown is the fastest round's, in brackets the range of every round's (load only adds "
+             "time); "
              "TFLite through `edge.classifier` "
              "(LiteRT) in the edge interpreter, the SavedModel's `serving_tensor` signature "
              "through TensorFlow with intra-op threads set. F1 loss = SavedModel macro F1 − "
@@ -286,7 +287,7 @@ def _deploy(deploy) -> list[str]:
 def _median_cell(row) -> str:
     if row is None:
         return ""
-    rounds = row["round_medians_ms"]
+    rounds = row.get("round_medians_ms") or [row["median_ms"]]  # rows timed in one round
     return f"{row['median_ms']:.2f} ({min(rounds):.2f}–{max(rounds):.2f})"
 
 
@@ -416,13 +417,6 @@ def _streaming(result) -> list[str]:
         ["scale", "round", "input", "train images", "eval images", "read s", "epoch s",
          "images/s", "epoch images/s", "referral s", "peak RSS MB", "VmHWM MB",
          "eval macro F1", "load avg"], rows)
-
-
-def _rounds_cell(row) -> str:
-    rounds = row.get("round_medians_ms") or []
-    if len(rounds) < 2:
-        return str(row["median_ms"])
-    return f"{row['median_ms']} ({' / '.join(str(x) for x in rounds)})"
 
 
 def _ingest(result) -> list[str]:

@@ -70,9 +70,9 @@ ALL_VARIANTS = tuple(RECIPES)
 OBJECTIVES = ("fastest", "smallest")
 # Layers the int8 variant keeps in float32 (the model's input stem, trainer/models/backbone.py).
 # The per-image standardisation squares 0..255 pixels, averages, takes a square root and
-# divides; the converter folds its "* 64 + 127.5" and B0's Rescaling/Normalization into a
-# MUL/ADD in the gray_to_rgb broadcast, and names them after it. Quantized, these ops shift the
-# whole image by several levels and the int8 model predicts one class (macro F1 0.18 against
+# divides, then "* 64 + 127.5" (a MUL/ADD named after it); gray_to_rgb broadcasts the result
+# to three channels (B0's Rescaling/Normalization fold into the stem conv). Quantized, these
+# shift the whole image by several levels and the int8 model predicts one class (F1 0.18 against
 # 0.99 float on the 64 px benchmark; denylisting only "standardise" still loses 0.26). In float
 # they cost a few KB; from the stem convolution on, everything stays int8.
 FLOAT_LAYERS = ("standardise", "gray_to_rgb")

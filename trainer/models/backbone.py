@@ -61,8 +61,9 @@ class GrayToRGB(layers.Layer):
 
     A broadcast multiply by ones, not a Concatenate: LiteRT concatenates 1-channel maps along
     the channel axis element by element (1.2 ms of a 9 ms int8 inference at 224 px on this
-    CPU), while the broadcast multiply, with B0's Rescaling/Normalization folded into it,
-    runs in XNNPACK (0.27 ms for the whole float stem; BUILD_NOTES, issue 12)."""
+    CPU), while the broadcast multiply runs in XNNPACK (0.27 ms for the whole float stem, B0's
+    Rescaling/Normalization included: the converter folds them into the stem convolution;
+    BUILD_NOTES, issue 12)."""
 
     def call(self, inputs):
         return inputs * tf.ones([3], inputs.dtype)
