@@ -68,14 +68,19 @@ ALL_VARIANTS = tuple(RECIPES)
 # fastest: the lowest median latency on the edge runtime wins (a faster model is the point of
 # quantizing for a low-cost device); smallest: the smallest file wins (storage-bound devices).
 OBJECTIVES = ("fastest", "smallest")
-# Layers the int8 variant keeps in float32 (the model's input stem, trainer/models/backbone.py).
-# The per-image standardisation squares 0..255 pixels, averages, takes a square root and
-# divides, then "* 64 + 127.5" (a MUL/ADD named after it); gray_to_rgb broadcasts the result
-# to three channels (B0's Rescaling/Normalization fold into the stem conv). Quantized, these
-# shift the whole image by several levels and the int8 model predicts one class (F1 0.18 against
-# 0.99 float on the 64 px benchmark; denylisting only "standardise" still loses 0.26). In float
-# they cost a few KB; from the stem convolution on, everything stays int8.
-FLOAT_LAYERS = ("standardise", "gray_to_rgb")
+# Layers the int8 variant keeps in float32: the model's input stem (trainer/models/backbone.py),
+# QuantizerConfig.float_layers. The per-image standardisation squares 0..255 pixels, averages,
+# takes a square root and divides, then "* 64 + 127.5" (a MUL/ADD named after it); gray_to_rgb
+# broadcasts the result to three channels (B0's Rescaling/Normalization fold into the stem
+# conv). Quantized, these shift the whole image by several levels and the int8 model predicts
+# one class (F1 0.18 against 0.99 float on the 64 px benchmark; denylisting only "standardise"
+# still loses 0.26). B0's stem convolution (3x3, 3 -> 32 channels) reads that float image: in
+# int8 the trained attention model lost 1.6-2.2 pt of macro F1 over four calibration samples,
+# with it in float -0.2-1.4 pt (median 0.3); at 224 px and 1 thread the file is no slower
+# (7.4 vs 7.8 ms; baseline 7.3 vs 7.6: an int8 conv over 3 channels gains nothing; BUILD_NOTES,
+# issue 12).
+# From block1 on, everything stays int8.
+FLOAT_LAYERS = ("standardise", "gray_to_rgb", "stem_conv")
 REFERRAL_LAYER_PREFIX = "referral"  # trainer.referral.LAYER_PREFIX (no TF import at load)
 
 
@@ -93,7 +98,11 @@ class NoVariantPassed(RuntimeError):
 class QuantizerConfig:
     variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
     max_f1_drop: float = 0.01
-    representative_examples: int = 100  # int8 calibration images, split evenly over classes
+    # int8 calibration images, split evenly over classes. More is not better: calibration keeps
+    # each tensor's min/max, and with 1000 images the outliers widened the attention head's
+    # ranges 2-3x and the int8 model lost 3.4-3.8 pt (100: 1.6-2.2, before the float stem conv).
+    representative_examples: int = 100
+    float_layers: tuple[str, ...] = FLOAT_LAYERS  # kept float32 in the int8 variants
     # Which passing variant ships (select_variant). Latencies within latency_margin (relative)
     # of the fastest count as a tie, broken by the smaller file: two medians 10% apart are
     # within run-to-run noise on a shared 2-core machine (FINDINGS: ±3-5% between rounds).
@@ -140,7 +149,7 @@ class QuantizerConfig:
     @classmethod
     def from_json(cls, text: str) -> "QuantizerConfig":
         values = json.loads(text or "{}")
-        for key in ("variants", "class_names"):
+        for key in ("variants", "class_names", "float_layers"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -213,6 +222,7 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
     table = {
         "reference": {"runtime": f"tensorflow {tf.__version__} (SavedModel)", **reference},
         "max_f1_drop": config.max_f1_drop,
+        "int8_float_layers": list(config.float_layers),
         "test_examples": int(len(test.labels)),
         "test_skipped": test.skipped,
         "image_size": image_size,
@@ -422,11 +432,12 @@ def convert(variant: str, saved_model_dir: str, train, config: QuantizerConfig) 
                                    epochs=config.qat_epochs,
                                    learning_rate=config.qat_learning_rate,
                                    max_examples=config.qat_max_train_examples)
-            return _convert_saved_model(recipe, export_dir, train)
-    return _convert_saved_model(recipe, saved_model_dir, train)
+            return _convert_saved_model(recipe, export_dir, train, config.float_layers)
+    return _convert_saved_model(recipe, saved_model_dir, train, config.float_layers)
 
 
-def _convert_saved_model(recipe: Recipe, saved_model_dir: str, train) -> bytes:
+def _convert_saved_model(recipe: Recipe, saved_model_dir: str, train,
+                         float_layers: tuple[str, ...] = FLOAT_LAYERS) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -447,14 +458,15 @@ def _convert_saved_model(recipe: Recipe, saved_model_dir: str, train) -> bytes:
 
     converter.representative_dataset = representative_dataset
     return _convert_int8_keeping_float_layers(
-        converter, train.images, integer_io=recipe.io_type != "float32"
+        converter, train.images, float_layers, integer_io=recipe.io_type != "float32"
     )
 
 
 def _convert_int8_keeping_float_layers(
-    converter, images: np.ndarray, integer_io: bool = False
+    converter, images: np.ndarray, float_layers: tuple[str, ...] = FLOAT_LAYERS,
+    integer_io: bool = False
 ) -> bytes:
-    """Full-integer int8, except the ops of FLOAT_LAYERS, which run in float32.
+    """Full-integer int8, except the ops of `float_layers`, which run in float32.
 
     Selective quantization through the QuantizationDebugger: the model is calibrated once, then
     quantized with the output tensors of those layers denylisted. A model without such layers
@@ -473,7 +485,8 @@ def _convert_int8_keeping_float_layers(
     )
     calibrated = tf.lite.Interpreter(model_content=debugger.calibrated_model)
     tensors = calibrated.get_tensor_details()
-    float_nodes = {tensor["name"] for tensor in tensors if _in_float_layer(tensor["name"])}
+    float_nodes = {tensor["name"] for tensor in tensors
+                   if _in_float_layer(tensor["name"], float_layers)}
     if any(_in_referral_head(tensor["name"]) for tensor in tensors):
         float_nodes |= _referral_output_tensors(calibrated)
     float_nodes = sorted(float_nodes)
@@ -491,10 +504,10 @@ def _convert_int8_keeping_float_layers(
     return debugger.get_nondebug_quantized_model()
 
 
-def _in_float_layer(tensor_name: str) -> bool:
+def _in_float_layer(tensor_name: str, float_layers: tuple[str, ...] = FLOAT_LAYERS) -> bool:
     # TFLite names a tensor after the ops fused into it: "attention/standardise/Mean;...".
     return _in_referral_head(tensor_name) or any(
-        f"/{layer}/" in part for part in tensor_name.split(";") for layer in FLOAT_LAYERS
+        f"/{layer}/" in part for part in tensor_name.split(";") for layer in float_layers
     )
 
 

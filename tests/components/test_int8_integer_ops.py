@@ -2,7 +2,8 @@
 
 Every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op of the Quantizer's int8 file must read
 int8 activations and int8 weights, and the only float ops must be the input stem that
-`components.quantizer.FLOAT_LAYERS` keeps in float on purpose. A converter that silently falls
+`components.quantizer.FLOAT_LAYERS` keeps in float on purpose: the standardisation, the
+gray→RGB broadcast and B0's stem convolution (one CONV_2D over 3 channels). A converter that silently falls
 back to float for some layer (the model would still run, and still pass an F1 gate, only slower)
 fails here. Op types do not depend on the weights, so untrained models built by
 `trainer.models.build_model` at 64 px suffice; the calibration images are demo phantoms.
@@ -56,17 +57,18 @@ def test_int8_file_runs_every_conv_and_dense_op_on_int8_and_only_the_stem_in_flo
     assert float_fallbacks(ops) == []
     # The stem really is float (the deliberate exception), and it is all that is.
     stem = {op["kind"] for op in ops if op["float"] and quantizer._in_float_layer(op["name"])}
-    assert {"SQRT", "DIV", "MUL"} <= stem, stem  # MUL: the gray→RGB broadcast
+    assert {"SQRT", "DIV", "MUL", "CONV_2D"} <= stem, stem  # MUL: the gray→RGB broadcast
+    float_weight_ops = [op["name"] for op in weight_ops if op["input_dtypes"][0] == "float32"]
+    assert len(float_weight_ops) == 1 and "/stem_conv/" in float_weight_ops[0], float_weight_ops
 
 
 @pytest.mark.slow
-def test_a_conv_left_in_float_is_caught(saved_models, calibration, monkeypatch):
+def test_a_conv_left_in_float_is_caught(saved_models, calibration):
     # A silent float fallback, made on purpose: one projection conv denylisted like the stem.
-    monkeypatch.setattr(quantizer, "FLOAT_LAYERS",
-                        quantizer.FLOAT_LAYERS + ("block7a_project_conv",))
-    flatbuffer = quantizer.convert("int8", saved_models["baseline"], calibration,
-                                   quantizer.QuantizerConfig())
-    monkeypatch.undo()  # judge the file by the real stem, as the test above does
+    config = quantizer.QuantizerConfig(
+        float_layers=quantizer.FLOAT_LAYERS + ("block7a_project_conv",))
+    flatbuffer = quantizer.convert("int8", saved_models["baseline"], calibration, config)
+    # judged by the real stem (FLOAT_LAYERS), as the test above does
     problems = float_fallbacks(_ops(flatbuffer))
     assert any(p.startswith("CONV_2D") and "block7a_project_conv" in p and
                "input float32, weights float32" in p for p in problems), problems
@@ -78,7 +80,8 @@ def float_fallbacks(ops: list[dict]) -> list[str]:
     for op in ops:
         if op["kind"] in WEIGHT_OPS:
             activation, weights = op["input_dtypes"][:2]
-            if (activation, weights) != ("int8", "int8"):
+            if (activation, weights) != ("int8", "int8") and not quantizer._in_float_layer(
+                    op["name"]):
                 problems.append(f"{op['kind']} {op['name']}: input {activation}, "
                                 f"weights {weights}")
         elif op["kind"] == "DEQUANTIZE":

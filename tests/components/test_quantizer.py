@@ -144,14 +144,15 @@ def test_config_rejects_unknown_variants_and_round_trips_json():
         QuantizerConfig(variants=("int4",))
     with pytest.raises(ValueError, match="max_f1_drop"):
         QuantizerConfig(max_f1_drop=-0.1)
-    config = QuantizerConfig(variants=("float16", "qat"), max_f1_drop=0.02)
+    config = QuantizerConfig(variants=("float16", "qat"), max_f1_drop=0.02,
+                             float_layers=("standardise",))
     assert QuantizerConfig.from_json(config.to_json()) == config
 
 
 def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_path):
     # The trainer's stem: quantized, its mean/variance/sqrt/divide made the real int8 models
-    # predict one class. The converter must leave those ops (and the affine folded after the
-    # gray_to_rgb concat) in float32 and quantize the convolutions.
+    # predict one class. The converter must leave those ops (and the stem conv, which reads the
+    # float image) in float32 and quantize the convolutions after them.
     import numpy as np
     import tensorflow as tf
     import tf_keras
@@ -165,6 +166,7 @@ def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_
     x = grayscale_to_rgb(x)
     x = layers.Rescaling(1.0 / 255.0)(x)
     x = layers.Conv2D(4, 3, activation="relu", name="stem_conv")(x)
+    x = layers.Conv2D(4, 1, activation="relu", name="block1a_project_conv")(x)
     probabilities = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x))
     model = tf_keras.Model(image, {spec.PROBABILITIES_KEY: probabilities})
 
@@ -185,4 +187,12 @@ def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_
     stem = [t for t in tensors if "/standardise/" in t["name"] or "/gray_to_rgb/" in t["name"]]
     assert any("Sqrt" in t["name"] for t in stem)
     assert {t["dtype"] for t in stem} == {np.float32}, [(t["name"], t["dtype"]) for t in stem]
+    stem_conv = [t for t in tensors if "/stem_conv/" in t["name"]]
+    assert {t["dtype"] for t in stem_conv} == {np.float32}, [(t["name"], t["dtype"]) for t in stem_conv]
+    assert any("block1a_project_conv" in t["name"] and t["dtype"] == np.int8 for t in tensors)
+
+    # Which layers stay float is the config's (and so part of the Quantizer's cache key).
+    all_int8 = quantizer.convert("int8", saved, train, QuantizerConfig(
+        float_layers=("standardise", "gray_to_rgb")))
+    tensors = tf.lite.Interpreter(model_content=all_int8).get_tensor_details()
     assert any("stem_conv" in t["name"] and t["dtype"] == np.int8 for t in tensors)
