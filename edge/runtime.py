@@ -125,7 +125,8 @@ class ModelRunner:
     def quantization(self) -> dict:
         """How the model computes, read from its own op and tensor types (not from a manifest).
 
-        scheme: "int8"/"uint8" (weights and activations integer in every conv/dense op),
+        scheme: "int8"/"uint8" (weights and activations integer in every conv/dense op but a
+        float input stem's),
         "dynamic-range" (int8 weights, float activations), "float16" (float16 weights expanded
         to float32), "float32", or "mixed" (some conv/dense ops fully integer, some not: a
         partial float fallback). See `describe_quantization`.
@@ -166,14 +167,23 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
 
     ops: the interpreter's `_get_ops_details()` (op_name, inputs, outputs as tensor indices);
     tensors: `get_tensor_details()`. For each weight op, input 0 is the activation and input 1
-    the weights.
+    the weights. A float conv/dense op that runs before the first integer tensor exists is the
+    model's float input stem (the Quantizer keeps the standardisation and B0's first convolution
+    in float on purpose: components/quantizer.py FLOAT_LAYERS), not a fallback: it is counted
+    apart and leaves the scheme integer. A float op after that point makes the model "mixed".
     """
     dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in tensors}
+    first_integer = next((position for position, op in enumerate(ops)
+                          if any(dtypes.get(i) in INTEGER_DTYPES for i in op["outputs"])),
+                         len(ops))
+    stem_ids = {id(op) for op in ops[:first_integer]}
     weight_ops = [op for op in ops if op["op_name"] in WEIGHT_OPS and len(op["inputs"]) >= 2]
     integer = [op for op in weight_ops if dtypes.get(op["inputs"][0]) in INTEGER_DTYPES
                and dtypes.get(op["inputs"][1]) in INTEGER_DTYPES]
     hybrid = [op for op in weight_ops if dtypes.get(op["inputs"][0]) == "float32"
               and dtypes.get(op["inputs"][1]) in INTEGER_DTYPES]
+    float_stem = [op for op in weight_ops if id(op) in stem_ids
+                  and dtypes.get(op["inputs"][0]) == dtypes.get(op["inputs"][1]) == "float32"]
     float16_weights = any(
         op["op_name"] == "DEQUANTIZE" and dtypes.get(op["inputs"][0]) == "float16" for op in ops
     )
@@ -182,7 +192,7 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
                  and any(dtypes.get(i) == "float32" for i in op["outputs"])]
     if not weight_ops:
         scheme = "unknown"
-    elif len(integer) == len(weight_ops):
+    elif integer and len(integer) + len(float_stem) == len(weight_ops):
         scheme = dtypes[integer[0]["inputs"][0]]
     elif integer:  # some integer, some float: a partial float fallback
         scheme = "mixed"
@@ -194,7 +204,9 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
         scheme = "float32"
     if scheme in INTEGER_DTYPES or scheme == "mixed":
         description = (f"{scheme}: {len(integer)}/{len(weight_ops)} conv/dense ops on integer "
-                       f"tensors, {len(float_ops)} float ops, {input_dtype} input")
+                       f"tensors" + (f" ({len(float_stem)} in the float input stem)"
+                                     if float_stem and scheme != "mixed" else "")
+                       + f", {len(float_ops)} float ops, {input_dtype} input")
     elif scheme == "dynamic-range":
         description = (f"{scheme}: int8 weights, float activations in {len(hybrid)}/"
                        f"{len(weight_ops)} conv/dense ops, {input_dtype} input")
@@ -204,6 +216,7 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
         "scheme": scheme,
         "weight_ops": len(weight_ops),
         "integer_weight_ops": len(integer),
+        "float_stem_weight_ops": len(float_stem),
         "float_ops": len(float_ops),
         "input_dtype": input_dtype,
         "description": description,

@@ -34,6 +34,23 @@ def test_a_partly_float_integer_model_is_called_mixed():
     assert described["float_ops"] == 1
 
 
+def test_a_float_input_stem_before_the_first_integer_tensor_leaves_the_model_integer():
+    # float image -> float conv (the stem) -> QUANTIZE -> int8 conv: int8 by design.
+    tensors = [{"index": 0, "dtype": np.float32}, {"index": 1, "dtype": np.float32},
+               {"index": 2, "dtype": np.float32}, {"index": 3, "dtype": np.int8},
+               {"index": 4, "dtype": np.int8}, {"index": 5, "dtype": np.int8}]
+    ops = [{"op_name": "CONV_2D", "inputs": [0, 1], "outputs": [2]},
+           {"op_name": "QUANTIZE", "inputs": [2], "outputs": [3]},
+           {"op_name": "CONV_2D", "inputs": [3, 4], "outputs": [5]}]
+    described = describe_quantization(ops, tensors, "float32")
+    assert described["scheme"] == "int8" and described["float_stem_weight_ops"] == 1
+    assert "1/2 conv/dense ops on integer tensors (1 in the float input stem)" in \
+        described["description"]
+    # The same float conv after the first integer tensor is a fallback.
+    described = describe_quantization(ops[1:] + ops[:1], tensors, "float32")
+    assert described["scheme"] == "mixed"
+
+
 def test_each_measurement_runs_in_a_fresh_process_with_warmup_and_the_asked_threads():
     result = latency.measure_in_fresh_process(model_path("int8"), threads=2, warmup=3, runs=7)
     assert result["pid"] != os.getpid()
