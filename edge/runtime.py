@@ -167,23 +167,30 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
 
     ops: the interpreter's `_get_ops_details()` (op_name, inputs, outputs as tensor indices);
     tensors: `get_tensor_details()`. For each weight op, input 0 is the activation and input 1
-    the weights. A float conv/dense op that runs before the first integer tensor exists is the
-    model's float input stem (the Quantizer keeps the standardisation and B0's first convolution
-    in float on purpose: components/quantizer.py FLOAT_LAYERS), not a fallback: it is counted
-    apart and leaves the scheme integer. A float op after that point makes the model "mixed".
+    the weights. A float conv/dense op is a fallback only inside the integer path: it reads a
+    tensor computed from integer activations and its result is quantized back into them. The
+    Quantizer keeps two float parts on purpose (components/quantizer.py): the input stem (the
+    standardisation and B0's first convolution, before any integer tensor) and the referral
+    head (distances computed from dequantized features, ending at the model's outputs); they
+    are counted apart and leave the scheme integer.
     """
     dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in tensors}
-    first_integer = next((position for position, op in enumerate(ops)
-                          if any(dtypes.get(i) in INTEGER_DTYPES for i in op["outputs"])),
-                         len(ops))
-    stem_ids = {id(op) for op in ops[:first_integer]}
     weight_ops = [op for op in ops if op["op_name"] in WEIGHT_OPS and len(op["inputs"]) >= 2]
     integer = [op for op in weight_ops if dtypes.get(op["inputs"][0]) in INTEGER_DTYPES
                and dtypes.get(op["inputs"][1]) in INTEGER_DTYPES]
     hybrid = [op for op in weight_ops if dtypes.get(op["inputs"][0]) == "float32"
               and dtypes.get(op["inputs"][1]) in INTEGER_DTYPES]
-    float_stem = [op for op in weight_ops if id(op) in stem_ids
-                  and dtypes.get(op["inputs"][0]) == dtypes.get(op["inputs"][1]) == "float32"]
+    from_integer, requantized = _integer_path(ops, dtypes)
+    float_stem, float_branch, fallback = [], [], []
+    for op in weight_ops:
+        if op in integer:
+            continue
+        if op["inputs"][0] not in from_integer:
+            float_stem.append(op)
+        elif not any(output in requantized for output in op["outputs"]):
+            float_branch.append(op)
+        else:
+            fallback.append(op)
     float16_weights = any(
         op["op_name"] == "DEQUANTIZE" and dtypes.get(op["inputs"][0]) == "float16" for op in ops
     )
@@ -192,7 +199,7 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
                  and any(dtypes.get(i) == "float32" for i in op["outputs"])]
     if not weight_ops:
         scheme = "unknown"
-    elif integer and len(integer) + len(float_stem) == len(weight_ops):
+    elif integer and not fallback:
         scheme = dtypes[integer[0]["inputs"][0]]
     elif integer:  # some integer, some float: a partial float fallback
         scheme = "mixed"
@@ -203,9 +210,11 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
     else:
         scheme = "float32"
     if scheme in INTEGER_DTYPES or scheme == "mixed":
+        apart = [f"{len(part)} {what}" for part, what in (
+            (float_stem, "in the float input stem"), (float_branch, "in float output branches"),
+            (fallback, "fallen back to float")) if part]
         description = (f"{scheme}: {len(integer)}/{len(weight_ops)} conv/dense ops on integer "
-                       f"tensors" + (f" ({len(float_stem)} in the float input stem)"
-                                     if float_stem and scheme != "mixed" else "")
+                       f"tensors" + (f" ({', '.join(apart)})" if apart else "")
                        + f", {len(float_ops)} float ops, {input_dtype} input")
     elif scheme == "dynamic-range":
         description = (f"{scheme}: int8 weights, float activations in {len(hybrid)}/"
@@ -217,10 +226,29 @@ def describe_quantization(ops: list[dict], tensors: list[dict], input_dtype: str
         "weight_ops": len(weight_ops),
         "integer_weight_ops": len(integer),
         "float_stem_weight_ops": len(float_stem),
+        "float_branch_weight_ops": len(float_branch),
+        "fallback_weight_ops": len(fallback),
         "float_ops": len(float_ops),
         "input_dtype": input_dtype,
         "description": description,
     }
+
+
+def _integer_path(ops: list[dict], dtypes: dict) -> tuple[set, set]:
+    """(tensors computed from integer activations, float tensors that flow into a QUANTIZE).
+
+    The op list is in execution order (topological), so one pass each way suffices."""
+    produced, from_integer = set(), set()
+    for op in ops:
+        if any(i in from_integer or (i in produced and dtypes.get(i) in INTEGER_DTYPES)
+               for i in op["inputs"]):
+            from_integer.update(op["outputs"])
+        produced.update(op["outputs"])
+    requantized = set()
+    for op in reversed(ops):
+        if op["op_name"] == "QUANTIZE" or any(o in requantized for o in op["outputs"]):
+            requantized.update(i for i in op["inputs"] if dtypes.get(i) == "float32")
+    return from_integer, requantized
 
 
 def _version(distribution: str) -> str:

@@ -23,32 +23,42 @@ def test_quantization_is_read_from_the_models_own_tensor_types(variant, scheme):
         assert quantization["description"].startswith("int8: 4/4 conv/dense ops on integer")
 
 
-def test_a_partly_float_integer_model_is_called_mixed():
-    # Two convs: one on int8 tensors, one left in float (a silent float fallback).
-    tensors = [{"index": 0, "dtype": np.int8}, {"index": 1, "dtype": np.int8},
-               {"index": 2, "dtype": np.float32}, {"index": 3, "dtype": np.float32}]
-    ops = [{"op_name": "CONV_2D", "inputs": [0, 1], "outputs": [0]},
-           {"op_name": "CONV_2D", "inputs": [2, 3], "outputs": [2]}]
+def _tensors(*dtypes):
+    return [{"index": index, "dtype": dtype} for index, dtype in enumerate(dtypes)]
+
+
+I8, F32 = np.int8, np.float32
+
+
+def test_a_float_conv_inside_the_integer_path_makes_the_model_mixed():
+    # int8 conv -> DEQUANTIZE -> float conv -> QUANTIZE -> int8 conv: a silent float fallback.
+    tensors = _tensors(I8, I8, I8, F32, F32, F32, I8, I8, I8)
+    ops = [{"op_name": "CONV_2D", "inputs": [0, 1], "outputs": [2]},
+           {"op_name": "DEQUANTIZE", "inputs": [2], "outputs": [3]},
+           {"op_name": "CONV_2D", "inputs": [3, 4], "outputs": [5]},
+           {"op_name": "QUANTIZE", "inputs": [5], "outputs": [6]},
+           {"op_name": "CONV_2D", "inputs": [6, 7], "outputs": [8]}]
     described = describe_quantization(ops, tensors, "float32")
-    assert described["scheme"] == "mixed" and described["integer_weight_ops"] == 1
-    assert described["float_ops"] == 1
+    assert described["scheme"] == "mixed" and described["integer_weight_ops"] == 2
+    assert described["fallback_weight_ops"] == 1 and described["float_ops"] == 1
+    assert "1 fallen back to float" in described["description"]
 
 
-def test_a_float_input_stem_before_the_first_integer_tensor_leaves_the_model_integer():
-    # float image -> float conv (the stem) -> QUANTIZE -> int8 conv: int8 by design.
-    tensors = [{"index": 0, "dtype": np.float32}, {"index": 1, "dtype": np.float32},
-               {"index": 2, "dtype": np.float32}, {"index": 3, "dtype": np.int8},
-               {"index": 4, "dtype": np.int8}, {"index": 5, "dtype": np.int8}]
+def test_a_float_input_stem_and_a_float_output_branch_leave_the_model_integer():
+    # float image -> float conv (the stem) -> QUANTIZE -> int8 conv -> DEQUANTIZE -> float
+    # dense (a head ending at an output, like the referral distances): int8 by design.
+    tensors = _tensors(F32, F32, F32, I8, I8, I8, F32, F32, F32)
     ops = [{"op_name": "CONV_2D", "inputs": [0, 1], "outputs": [2]},
            {"op_name": "QUANTIZE", "inputs": [2], "outputs": [3]},
-           {"op_name": "CONV_2D", "inputs": [3, 4], "outputs": [5]}]
+           {"op_name": "CONV_2D", "inputs": [3, 4], "outputs": [5]},
+           {"op_name": "DEQUANTIZE", "inputs": [5], "outputs": [6]},
+           {"op_name": "FULLY_CONNECTED", "inputs": [6, 7], "outputs": [8]}]
     described = describe_quantization(ops, tensors, "float32")
-    assert described["scheme"] == "int8" and described["float_stem_weight_ops"] == 1
-    assert "1/2 conv/dense ops on integer tensors (1 in the float input stem)" in \
-        described["description"]
-    # The same float conv after the first integer tensor is a fallback.
-    described = describe_quantization(ops[1:] + ops[:1], tensors, "float32")
-    assert described["scheme"] == "mixed"
+    assert described["scheme"] == "int8" and described["integer_weight_ops"] == 1
+    assert (described["float_stem_weight_ops"], described["float_branch_weight_ops"]) == (1, 1)
+    assert described["description"].startswith(
+        "int8: 1/3 conv/dense ops on integer tensors (1 in the float input stem, 1 in float "
+        "output branches)")
 
 
 def test_each_measurement_runs_in_a_fresh_process_with_warmup_and_the_asked_threads():
