@@ -3,9 +3,9 @@
 Every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op of the Quantizer's int8 file must read
 int8 activations and int8 weights, and the only float ops must be the input stem that
 `components.quantizer.FLOAT_LAYERS` keeps in float on purpose: the standardisation, the
-gray→RGB broadcast and B0's stem convolution (one CONV_2D over 3 channels). A converter that silently falls
-back to float for some layer (the model would still run, and still pass an F1 gate, only slower)
-fails here. Op types do not depend on the weights, so untrained models built by
+gray→RGB broadcast and B0's stem convolution (one CONV_2D over 3 channels). A converter that
+silently falls back to float for some layer (the model would still run, and still pass an F1
+gate, only slower) fails here. Op types do not depend on the weights, so untrained models built by
 `trainer.models.build_model` at 64 px suffice; the calibration images are demo phantoms.
 """
 
