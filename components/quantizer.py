@@ -78,8 +78,7 @@ OBJECTIVES = ("fastest", "smallest")
 # int8 the trained attention model lost 1.6-2.2 pt of macro F1 over four calibration samples,
 # with it in float -0.2-1.4 pt (median 0.3); at 224 px and 1 thread the file is no slower
 # (7.4 vs 7.8 ms; baseline 7.3 vs 7.6: an int8 conv over 3 channels gains nothing; BUILD_NOTES,
-# issue 12).
-# From block1 on, everything stays int8.
+# issue 12). From block1 on, everything stays int8 (the referral head aside: _in_referral_head).
 FLOAT_LAYERS = ("standardise", "gray_to_rgb", "stem_conv")
 REFERRAL_LAYER_PREFIX = "referral"  # trainer.referral.LAYER_PREFIX (no TF import at load)
 
