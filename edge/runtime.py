@@ -125,8 +125,8 @@ class ModelRunner:
     def quantization(self) -> dict:
         """How the model computes, read from its own op and tensor types (not from a manifest).
 
-        scheme: "int8"/"uint8" (weights and activations integer in every conv/dense op but a
-        float input stem's),
+        scheme: "int8"/"uint8" (weights and activations integer in every conv/dense op of the
+        integer path; a float input stem and float output branches are counted apart),
         "dynamic-range" (int8 weights, float activations), "float16" (float16 weights expanded
         to float32), "float32", or "mixed" (some conv/dense ops fully integer, some not: a
         partial float fallback). See `describe_quantization`.
