@@ -33,8 +33,8 @@ SELECTION_MARGIN = 0.10  # the Quantizer's default noise margin
 # Quantizer's conversion functions (not the whole quantizer.py, which changes for other reasons).
 SOURCES = ("trainer/models/backbone.py", "trainer/models/baseline.py",
            "trainer/models/attention.py", "trainer/export.py")
-CONVERSION = ("convert", "_convert_saved_model", "_convert_int8_keeping_float_layers",
-              "_in_float_layer")
+CONVERSION = ("convert", "convert_calibrations", "_convert_saved_model",
+              "_convert_int8_keeping_float_layers", "_calibrate", "_in_float_layer")
 
 
 def measure(work_dir: str, edge_python: str, size: int = 224, threads=(1, 2, 4),

@@ -68,11 +68,16 @@ def measure(outputs: Outputs, referral: dict, families: list[str] | None = None)
 def agreement(reference: Outputs, candidate: Outputs, referral: dict) -> float:
     """Share of test + OOD images with the same ok/refer status under both models."""
     def statuses(outputs):
-        return [status for status, _ in
-                decisions(outputs.test_probabilities, outputs.test_ood, referral)
-                + decisions(outputs.ood_probabilities, outputs.ood_ood, referral)]
+        return (statuses_of(outputs.test_probabilities, outputs.test_ood, referral)
+                + statuses_of(outputs.ood_probabilities, outputs.ood_ood, referral))
 
     return _share(a == b for a, b in zip(statuses(reference), statuses(candidate), strict=True))
+
+
+def statuses_of(probabilities: np.ndarray, ood_scores: np.ndarray | None,
+                referral: dict) -> list[str]:
+    """Each image's ok/refer status."""
+    return [status for status, _ in decisions(probabilities, ood_scores, referral)]
 
 
 def verdict(measured: dict, agreed: float | None,

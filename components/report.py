@@ -531,6 +531,23 @@ def _variants_section(page, inputs: ReportInputs) -> None:
     page.table(["variant", "quantization", "size", "macro F1", "drop vs float",
                 f"median latency ({threads} thread{'s' * (threads != 1)})", "shipped",
                 "per-class F1", "gate"], rows, escape=False)
+    for row in table["variants"]:
+        if row.get("calibration"):
+            _calibration_paragraph(page, row["variant"], row["calibration"])
+
+
+def _calibration_paragraph(page, variant: str, calibration: dict) -> None:
+    """Which calibration sample the int8 variant kept, and each one's fidelity on eval."""
+    def numbers(candidate):
+        agreement = candidate.get("decision_agreement")
+        return (f"seed {candidate['seed']}: "
+                + (f"ok/refer {agreement:.3f}, " if agreement is not None else "")
+                + f"top-1 {candidate['top1_agreement']:.3f}, L1 {candidate['mean_l1']:.3f}")
+
+    page.paragraph(f"<b>{html.escape(variant)} calibration:</b> "
+                   f"{html.escape(calibration['rule'])}; kept seed {calibration['chosen_seed']} "
+                   f"({html.escape('; '.join(numbers(c) for c in calibration['candidates']))}).",
+                   escape=False)
 
 
 # ---- helpers ----------------------------------------------------------------------------

@@ -63,8 +63,8 @@ class TrainConfig:
     attention_global_pool: bool = False
     attention_subsample: int = 1  # θ stride; block6/7 already share the final map's grid
     # The gates read block6/block7 (stride 32: 7x7 at 224 px) when that grid has at least this
-    # many cells a side, otherwise block3/block4 (strides 8 and 16: 8x8 and 4x4 at the demo's
-    # 64 px, where block4's cells already see nearly the whole image).
+    # many cells a side, otherwise block2/block3 (strides 4 and 8: 16x16 and 8x8 at the demo's
+    # 64 px; block4's cells there already see nearly the whole image).
     attention_min_cells: int = 4
 
     # Siamese.

@@ -149,11 +149,8 @@ def test_config_rejects_unknown_variants_and_round_trips_json():
     assert QuantizerConfig.from_json(config.to_json()) == config
 
 
-def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_path):
-    # The trainer's stem: quantized, its mean/variance/sqrt/divide made the real int8 models
-    # predict one class. The converter must leave those ops (and the stem conv, which reads the
-    # float image) in float32 and quantize the convolutions after them.
-    import numpy as np
+def _stem_model(saved: str) -> None:
+    """A SavedModel with the trainer's input stem, a stem conv and one conv after it."""
     import tensorflow as tf
     import tf_keras
     from tf_keras import layers
@@ -176,11 +173,26 @@ def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_
     def serve_tensor(tensor):
         return model(tensor, training=False)
 
-    saved = str(tmp_path / "model")
     tf.saved_model.save(model, saved, signatures={spec.TENSOR_SIGNATURE: serve_tensor})
-    rng = np.random.default_rng(0)
-    images = (rng.random((8, 16, 16, 1)) * 255).astype(np.float32)
-    train = split_reader.Split(images, np.zeros(8, np.int64), 0)
+
+
+def _random_split(seed: int, scale: float = 255.0, n: int = 8):
+    import numpy as np
+
+    images = (np.random.default_rng(seed).random((n, 16, 16, 1)) * scale).astype(np.float32)
+    return split_reader.Split(images, np.zeros(n, np.int64), 0)
+
+
+def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_path):
+    # The trainer's stem: quantized, its mean/variance/sqrt/divide made the real int8 models
+    # predict one class. The converter must leave those ops (and the stem conv, which reads the
+    # float image) in float32 and quantize the convolutions after them.
+    import numpy as np
+    import tensorflow as tf
+
+    saved = str(tmp_path / "model")
+    _stem_model(saved)
+    train = _random_split(0)
 
     flatbuffer = quantizer.convert("int8", saved, train, QuantizerConfig())
     tensors = tf.lite.Interpreter(model_content=flatbuffer).get_tensor_details()
@@ -196,3 +208,88 @@ def test_int8_keeps_the_input_standardisation_in_float_and_the_rest_in_int8(tmp_
         float_layers=("standardise", "gray_to_rgb")))
     tensors = tf.lite.Interpreter(model_content=all_int8).get_tensor_details()
     assert any("stem_conv" in t["name"] and t["dtype"] == np.int8 for t in tensors)
+
+
+def test_each_calibration_sample_yields_the_model_its_own_conversion_would(tmp_path):
+    # convert_calibrations converts once and re-calibrates the same graph per sample: each
+    # model must be the one a conversion with only that sample makes (the new ranges replace
+    # the old, they are not merged), and different samples must give different models.
+    saved = str(tmp_path / "model")
+    _stem_model(saved)
+    first, second = _random_split(1), _random_split(2, scale=60.0)
+    config = QuantizerConfig()
+    models = quantizer.convert_calibrations("int8", saved, [first, second], config)
+    assert len(models) == 2 and models[0] != models[1]
+    assert models[0] == quantizer.convert("int8", saved, first, config)
+    assert models[1] == quantizer.convert("int8", saved, second, config)
+
+
+def test_int8_ranges_are_the_mean_of_each_calibration_slices_min_and_max(tmp_path):
+    # Slices 0::2 are smooth images, 1::2 carry one bright pixel, which the per-image
+    # standardisation turns into an outlier. With calibration_batches=2 each activation's range
+    # is the mean of the two slices' ranges (a ReLU's min is 0, so its int8 scale is max/255):
+    # half way between the scales each slice gives alone, and narrower than the min/max over
+    # both, which the outlier slice sets.
+    import numpy as np
+    import tensorflow as tf
+
+    saved = str(tmp_path / "model")
+    _stem_model(saved)
+    images = _random_split(3).images
+    images[1::2] = images[1::2] * 0.1
+    images[1::2, 8, 8, 0] = 255.0
+    calibration = split_reader.Split(images, np.zeros(len(images), np.int64), 0)
+
+    def relu_scale(batches, sample):
+        model = quantizer.convert("int8", saved, sample, QuantizerConfig(
+            calibration_batches=batches))
+        scales = [t["quantization"][0] for t in
+                  tf.lite.Interpreter(model_content=model).get_tensor_details()
+                  if "block1a_project_conv" in t["name"] and t["dtype"] == np.int8
+                  and len(t["shape"]) == 4 and t["shape"][-1] == 4 and t["shape"][1] > 1]
+        assert len(scales) == 1, scales
+        return scales[0]
+
+    def half(start):
+        return split_reader.Split(images[start::2], np.zeros(4, np.int64), 0)
+
+    smooth, spiky = relu_scale(1, half(0)), relu_scale(1, half(1))
+    assert spiky > 2 * smooth
+    assert relu_scale(2, calibration) == pytest.approx((smooth + spiky) / 2, rel=0.02)
+    assert relu_scale(1, calibration) == pytest.approx(spiky, rel=0.02)
+
+
+def test_int8_ships_the_calibration_closest_to_float_on_eval(models, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from edge import spec
+    from edge.runtime import ModelRunner
+
+    config = QuantizerConfig(variants=("int8",), calibration_candidates=3, latency_runs=1,
+                             latency_rounds=1)
+    table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
+    row = table["variants"][0]
+    calibration = row["calibration"]
+    candidates = calibration["candidates"]
+    assert [c["seed"] for c in candidates] == [0, 1, 2]
+    # The recorded rule holds on the recorded numbers ...
+    best = max(candidates, key=lambda c: (c.get("decision_agreement", 0.0), c["top1_agreement"],
+                                          -c["mean_l1"]))
+    assert calibration["chosen_seed"] == best["seed"]
+    # ... and the shipped file is that candidate: its fidelity on the eval split, re-measured.
+    signature = tf.saved_model.load(models["good"]).signatures[spec.TENSOR_SIGNATURE]
+    size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
+    held_out = split_reader.read_split(models["examples"], "eval", size)
+    shipped = quantizer._runner_outputs(ModelRunner(row["file"], threads=1), held_out.images)
+    measured = quantizer.fidelity(quantizer._tf_outputs(signature, held_out.images), shipped,
+                                  quantizer.training_referral(models["good"]))
+    for key, value in measured.items():
+        assert np.isclose(value, best[key]), (key, value, best)
+    assert "closest to float" in calibration["rule"]
+    assert not any(name.startswith("int8.calibration") for name in os.listdir(tmp_path))
+    from components.report import ReportInputs, write_report
+
+    page = open(write_report(ReportInputs(quantized_model_uri=str(tmp_path)),
+                             str(tmp_path / "report"))).read()
+    assert "<b>int8 calibration:</b>" in page and f"kept seed {best['seed']} (" in page

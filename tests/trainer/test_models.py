@@ -13,8 +13,8 @@ from trainer.models import attention, backbone, build_model, siamese
 SIZE = 64
 # EfficientNetB0 without top has 4,049,571 parameters; the rest is the head.
 B0_NO_TOP = 4_049_571
-# At 64 px the gates read block3 (40 channels, 1/8 grid: 8×8 cells) and block4 (80, 1/16: 4×4).
-GATED = (40, 80)
+# At 64 px the gates read block2 (24 channels, 1/4 grid: 16×16 cells) and block3 (40, 1/8: 8×8).
+GATED = (24, 40)
 FEATURES = sum(GATED)  # concat(BN(ĝ1), BN(ĝ2)): the head reads only what the gates pass
 
 
@@ -40,8 +40,8 @@ def test_attention_outputs_maps_in_unit_range(normalisation):
     model = build_model(config(model="attention", attention_normalisation=normalisation))
     outputs = model(images(3))
     assert outputs[spec.PROBABILITIES_KEY].shape == (3, 4)
-    # block3 on the 1/8 grid, block4 on the 1/16: 8×8 and 4×4 at 64 px (block6/7 would be 2×2).
-    for key, cells in (("attention_1", 8), ("attention_2", 4)):
+    # block2 on the 1/4 grid, block3 on the 1/8: 16×16 and 8×8 at 64 px (block6/7 would be 2×2).
+    for key, cells in (("attention_1", 16), ("attention_2", 8)):
         assert outputs[key].shape == (3, cells, cells, 1)
         values = outputs[key].numpy()
         assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
@@ -50,8 +50,8 @@ def test_attention_outputs_maps_in_unit_range(normalisation):
 
 
 @pytest.mark.parametrize(("size", "cells", "layers"), [
-    (64, (8, 4), (backbone.BLOCK3_OUTPUT, backbone.BLOCK4_OUTPUT)),
-    (96, (12, 6), (backbone.BLOCK3_OUTPUT, backbone.BLOCK4_OUTPUT)),
+    (64, (16, 8), (backbone.BLOCK2_OUTPUT, backbone.BLOCK3_OUTPUT)),
+    (96, (24, 12), (backbone.BLOCK2_OUTPUT, backbone.BLOCK3_OUTPUT)),
     (128, (4, 4), (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
     (224, (7, 7), (backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT)),
 ])
@@ -77,7 +77,7 @@ def gate_params(x_channels, width, g_channels=1280):
     theta = x_channels * width  # 1×1 conv (subsample 1), no bias
     phi = g_channels * width + width
     psi = width + 1
-    w = x_channels * x_channels + 4 * x_channels  # 1×1 conv without bias + BatchNorm
+    w = x_channels * x_channels  # dense without bias, after the spatial sum
     return theta + phi + psi + w
 
 
@@ -162,7 +162,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 
 
 # Gate parameters (both gates) per inter-channel width: the table BUILD_NOTES.md shows.
-WIDTH_TABLE = {64: 338_178, 128: 535_042, 256: 928_770, 512: 1_716_226, 1280: 4_078_594}
+WIDTH_TABLE = {64: 336_130, 128: 532_994, 256: 926_722, 512: 1_714_178, 1280: 4_076_546}
 
 
 def test_attention_gate_width_table():

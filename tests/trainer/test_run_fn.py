@@ -64,9 +64,9 @@ def test_tfx_trainer_exports_bytes_serving_attention_model(tmp_path):
     assert outputs[spec.PROBABILITIES_KEY].shape == (2, len(spec.CLASS_NAMES))
     np.testing.assert_allclose(outputs[spec.PROBABILITIES_KEY].numpy().sum(axis=1), 1.0,
                                rtol=1e-5)
-    # block3 and block4 gates: 8×8 and 4×4 at 64 px
-    assert outputs["attention_1"].shape == (2, 8, 8, 1)
-    assert outputs["attention_2"].shape == (2, 4, 4, 1)
+    # block2 and block3 gates: 16×16 and 8×8 at 64 px
+    assert outputs["attention_1"].shape == (2, 16, 16, 1)
+    assert outputs["attention_2"].shape == (2, 8, 8, 1)
     assert outputs[spec.OOD_SCORE_KEY].shape == (2,)
     blank = io.BytesIO()
     Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(blank, format="PNG")

@@ -4,10 +4,11 @@ Networks for Improving Ultrasound Scan Plane Detection").
 Two gates read intermediate B0 feature maps x and are gated by the final 1280-channel map g. At
 224 px they read block6 (192 channels) and block7 (320 channels), both on g's 1/32 grid (7x7).
 Where that grid would have fewer than `attention_min_cells` cells a side (2x2 at the demo's
-64 px: one cell per lung quadrant, nothing to point with) they read block3 (40 channels, 1/8
-grid: 8x8 at 64 px) and block4 (80 channels, 1/16 grid: 4x4), and g is resized up to each.
-block4/block5 (both 4x4) were tried first: at 64 px their cells see nearly the whole image, and
-softmax gates on them peaked on the image's border, outside the lungs (BUILD_NOTES, issue 14).
+64 px: one cell per lung quadrant, nothing to point with) they read block2 (24 channels, 1/4
+grid: 16x16 at 64 px, each cell seeing 19 px) and block3 (40 channels, 1/8 grid: 8x8), and g
+is resized up to each. block4/block5 and then block3/block4 were tried first: at 64 px a block4
+cell sees nearly the whole image, a block3 cell 67 px, and their softmax gates found the
+finding in under half the images; the block2 gate did in 0.95 (BUILD_NOTES, issue 14).
 Each gate:
 
     θ = strided conv(x)                 # x brought to the gating grid
@@ -16,7 +17,7 @@ Each gate:
     ψ = 1×1 conv(f) → 1 channel
     α = softmax over positions (ψ)      # sums to 1 (or a per-cell sigmoid)
     y = α (upsampled to x's grid) · x
-    ĝ = Σ_spatial BN(W·y)               # W: 1×1 conv
+    ĝ = W·Σ_spatial y                   # W: dense, no bias (a 1×1 conv commuted with Σ)
 
 and the head classifies concat(BN(ĝ1), BN(ĝ2)): with softmax weights and no ungated GAP(g)
 beside them (`attention_global_pool`), the class has to come through what each gate chose to
@@ -47,8 +48,8 @@ def build_attention_model(config: TrainConfig) -> tf_keras.Model:
 
 
 def attention_features(image, config: TrainConfig, global_pool: bool | None = None):
-    """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 120] at
-    the demo's size (block3 + block4 channels), [N, 512] at 224 px; + 1280 with the GAP branch
+    """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 64] at
+    the demo's size (block2 + block3 channels), [N, 512] at 224 px; + 1280 with the GAP branch
     (global_pool; default config.attention_global_pool)."""
     if global_pool is None:
         global_pool = config.attention_global_pool
@@ -77,7 +78,7 @@ def gated_layer_names(config: TrainConfig) -> tuple[str, str]:
     """The two B0 outputs the gates read at this image size (see the module docstring)."""
     if config.image_size // 32 >= config.attention_min_cells:
         return backbone.BLOCK6_OUTPUT, backbone.BLOCK7_OUTPUT
-    return backbone.BLOCK3_OUTPUT, backbone.BLOCK4_OUTPUT
+    return backbone.BLOCK2_OUTPUT, backbone.BLOCK3_OUTPUT
 
 
 def grid_attention_gate(x, g, config: TrainConfig, name: str):
@@ -96,10 +97,13 @@ def grid_attention_gate(x, g, config: TrainConfig, name: str):
         alpha = SpatialSoftmax(name=f"{name}_softmax")(psi)
     alpha = _resize_to(alpha, x, name=f"{name}_alpha_resize")
 
+    # Σ α·x first, then W: W is linear, so this is the paper's W·Σ α·x. A per-cell BatchNorm
+    # between W and the sum (until session 8) added its offset at every cell, and the int8
+    # model summed 256 rounded copies of it at 16x16: its probabilities moved 0.12 (L1) from
+    # float's, 0.07 with those ops left in float (BUILD_NOTES, issue 12).
     y = layers.Multiply(name=f"{name}_apply")([x, alpha])
-    y = layers.Conv2D(x.shape[-1], 1, use_bias=False, name=f"{name}_w")(y)
-    y = layers.BatchNormalization(momentum=config.bn_momentum, name=f"{name}_w_bn")(y)
-    gated = SpatialSum(name=f"{name}_sum")(y)
+    pooled = SpatialSum(name=f"{name}_sum")(y)
+    gated = layers.Dense(x.shape[-1], use_bias=False, name=f"{name}_w")(pooled)
 
     if config.attention_normalisation == "softmax":
         # Softmax weights sum to 1; scale to the map's peak so every model draws 0..1 maps.

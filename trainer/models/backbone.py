@@ -17,10 +17,10 @@ from trainer.config import TrainConfig
 CANONICAL_MEAN = 127.5
 CANONICAL_STD = 64.0
 # Names of the EfficientNetB0 layers whose outputs the attention gates read: block6/block7 at
-# stride 32 (7x7 at 224 px), block3/block4 at strides 8 and 16 where stride 32 leaves too few
-# cells (8x8 and 4x4 at 64 px).
+# stride 32 (7x7 at 224 px), block2/block3 at strides 4 and 8 where stride 32 leaves too few
+# cells (16x16 and 8x8 at 64 px).
+BLOCK2_OUTPUT = "block2b_add"  # 24 channels, stride 4
 BLOCK3_OUTPUT = "block3b_add"  # 40 channels, stride 8
-BLOCK4_OUTPUT = "block4c_add"  # 80 channels, stride 16
 BLOCK6_OUTPUT = "block6d_add"  # 192 channels, stride 32
 BLOCK7_OUTPUT = "block7a_project_bn"  # 320 channels, stride 32
 FINAL_OUTPUT = "top_activation"  # 1280 channels, stride 32
