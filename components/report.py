@@ -540,9 +540,9 @@ def _calibration_paragraph(page, variant: str, calibration: dict) -> None:
     """Which calibration sample the int8 variant kept, and each one's fidelity on eval."""
     def numbers(candidate):
         agreement = candidate.get("decision_agreement")
-        return (f"seed {candidate['seed']}: "
+        return (f"seed {candidate['seed']}: answers {candidate['answer_agreement']:.3f} ("
                 + (f"ok/refer {agreement:.3f}, " if agreement is not None else "")
-                + f"top-1 {candidate['top1_agreement']:.3f}, L1 {candidate['mean_l1']:.3f}")
+                + f"top-1 {candidate['top1_agreement']:.3f}), L1 {candidate['mean_l1']:.3f}")
 
     page.paragraph(f"<b>{html.escape(variant)} calibration:</b> "
                    f"{html.escape(calibration['rule'])}; kept seed {calibration['chosen_seed']} "
