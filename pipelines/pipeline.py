@@ -12,6 +12,9 @@ kind appears side by side in the report (each Quantizer writes its kind's model_
 """
 
 import dataclasses
+import glob
+import hashlib
+import importlib.util
 import os
 
 from tfx import v1 as tfx
@@ -208,8 +211,28 @@ def gate_config(config: PipelineConfig, class_names, kind: str | None = None) ->
     )
 
 
+# TFX caches a component by its inputs and properties, and the Trainer names its code by a
+# Python path (RUN_FN): a changed model or training loop would reuse the old model. The code's
+# fingerprint is one of its properties, so a change to these packages retrains (the bench once
+# quantized and reported a model trained on code three commits old).
+TRAINER_PACKAGES = ("trainer", "edge")
+
+
+def source_fingerprint(packages: tuple[str, ...] = TRAINER_PACKAGES) -> str:
+    """sha256 over the packages' .py files (relative path and bytes), first 16 hex digits."""
+    digest = hashlib.sha256()
+    for package in packages:
+        root = importlib.util.find_spec(package).submodule_search_locations[0]
+        for path in sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)):
+            digest.update(f"{package}/{os.path.relpath(path, root)}\n".encode())
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
 def train_custom_config(config: PipelineConfig, kind: str, class_names) -> dict:
     custom = {
+        "code_fingerprint": source_fingerprint(),
         "model": kind,
         "class_names": list(class_names),
         "image_size": config.image_size,

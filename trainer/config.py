@@ -19,6 +19,9 @@ SIAMESE_CLASSIFIERS = ("auto", "prototype", "knn")
 @dataclasses.dataclass
 class TrainConfig:
     model: str = "attention"  # baseline | attention | siamese
+    # The pipeline's fingerprint of this code (pipelines/pipeline.py source_fingerprint): part of
+    # the Trainer's cache key and recorded in the training summary; training does not read it.
+    code_fingerprint: str = ""
     class_names: tuple[str, ...] = spec.CLASS_NAMES
     image_size: int = spec.DEFAULT_IMAGE_SIZE
     # EfficientNetB0 weights: "none" (offline default), "imagenet" (Keras download) or a path.

@@ -1,9 +1,12 @@
 """create_pipeline's wiring, read from the compiled IR (nothing runs): each model kind's
 Evaluator is compared only with a blessed model of its own kind."""
 
+import os
+
 from tfx.dsl.compiler import compiler
 
 from components import demo_data
+from edge import spec
 from pipelines.configs import PipelineConfig
 from pipelines.pipeline import create_pipeline
 
@@ -38,3 +41,25 @@ def test_each_kind_resolves_its_baseline_from_its_own_trainer_and_evaluator(tmp_
     assert {c.producer_node_query.id
             for c in report_inputs["compared_quantized_model_1"].channels} == {
         "Quantizer_baseline"}
+
+
+def test_trainer_cache_key_carries_the_fingerprint_of_its_code(tmp_path, monkeypatch):
+    # run_fn is a Python path, so only a property can tell TFX's cache that the code changed.
+    import shutil
+
+    from pipelines import pipeline
+
+    config = PipelineConfig(data_root=str(tmp_path), pipeline_root=str(tmp_path / "r"))
+    custom = pipeline.train_custom_config(config, "attention", ("a", "b"))
+    assert custom["code_fingerprint"] == pipeline.source_fingerprint()
+    assert len(custom["code_fingerprint"]) == 16
+
+    # A copy of the edge package (importable from tmp_path): one changed byte, a new key.
+    shutil.copytree(os.path.dirname(spec.__file__), tmp_path / "edgecopy",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = pipeline.source_fingerprint(("edgecopy",))
+    assert pipeline.source_fingerprint(("edgecopy",)) == before
+    with open(tmp_path / "edgecopy" / "spec.py", "a") as handle:
+        handle.write("# changed\n")
+    assert pipeline.source_fingerprint(("edgecopy",)) != before
