@@ -98,9 +98,9 @@ def grid_attention_gate(x, g, config: TrainConfig, name: str):
     alpha = _resize_to(alpha, x, name=f"{name}_alpha_resize")
 
     # Σ α·x first, then W: W is linear, so this is the paper's W·Σ α·x. A per-cell BatchNorm
-    # between W and the sum (until session 8) added its offset at every cell, and the int8
-    # model summed 256 rounded copies of it at 16x16: its probabilities moved 0.12 (L1) from
-    # float's, 0.07 with those ops left in float (BUILD_NOTES, issue 12).
+    # between W and the sum adds its offset at every cell, and int8 then sums 256 rounded
+    # copies of it at 16x16: one model's int8 probabilities moved 0.12 (L1) from float's, 0.07
+    # with those ops left in float (BUILD_NOTES, issue 12).
     y = layers.Multiply(name=f"{name}_apply")([x, alpha])
     pooled = SpatialSum(name=f"{name}_sum")(y)
     gated = layers.Dense(x.shape[-1], use_bias=False, name=f"{name}_w")(pooled)
