@@ -591,19 +591,18 @@ def _convert_int8_keeping_float_layers(
     converter.experimental_new_quantizer = True
     converter._experimental_calibrate_only = True  # noqa: SLF001 (what the debugger sets)
     calibrated = converter.convert()
-    tensors = tf.lite.Interpreter(model_content=calibrated).get_tensor_details()
+    interpreter = tf.lite.Interpreter(model_content=calibrated)
+    tensors = interpreter.get_tensor_details()
     float_nodes = {tensor["name"] for tensor in tensors
                    if _in_float_layer(tensor["name"], float_layers)}
     if any(_in_referral_head(tensor["name"]) for tensor in tensors):
-        float_nodes |= _referral_output_tensors(tf.lite.Interpreter(model_content=calibrated))
+        float_nodes |= _referral_output_tensors(interpreter)
+    denylisted = sorted(float_nodes)
     io_type = tf.int8 if integer_io else tf.float32
-    models = []
-    for images in samples:
-        models.append(lite_convert.mlir_quantize(
-            _calibrate(calibrated, images, batches), fully_quantize=integer_io,
-            input_data_type=io_type, output_data_type=io_type,
-            denylisted_nodes=sorted(float_nodes)))
-    return models
+    return [lite_convert.mlir_quantize(
+                _calibrate(calibrated, images, batches), fully_quantize=integer_io,
+                input_data_type=io_type, output_data_type=io_type, denylisted_nodes=denylisted)
+            for images in samples]
 
 
 def _representative(images: np.ndarray):
