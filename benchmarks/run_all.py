@@ -147,7 +147,7 @@ def _parser():
     parser.add_argument("--deploy-size", type=int, default=224,
                         help="deployment resolution of the untrained-model latency topic (224)")
     parser.add_argument("--deploy-threads", default="1,2,4", help="its thread counts")
-    parser.add_argument("--deploy-rounds", type=int, help="its interleaved rounds (3)")
+    parser.add_argument("--deploy-rounds", type=int, help="its interleaved rounds (5)")
     parser.add_argument("--deploy-runs", type=int, help="its timed runs per round (30)")
     parser.add_argument("--passes", type=int,
                         help="demo-size latency: timed passes over the test images per process (1)")
@@ -194,7 +194,7 @@ def _apply_sizing(args):
         "fit_epochs": 2 if quick else 3,
         "ingest_images": 100 if quick else 1000,
         "ingest_size": 64 if quick else 256,
-        "deploy_rounds": 1 if quick else 3,
+        "deploy_rounds": 1 if quick else 5,
         "deploy_runs": 5 if quick else 30,
         "serve_requests": 20 if quick else 100,
         "stream_images": 40 if quick else 400,

@@ -45,7 +45,8 @@ lane_a() {
 
 lane_b() {
   local status=0
-  for target in tests/test_edge_install.py tests/test_layers.py tests/compat tests/components \
+  for target in tests/test_edge_install.py tests/test_layers.py tests/test_bench_deploy_ratio.py \
+      tests/compat tests/components \
       tests/trainer; do
     "${pipeline_pytest[@]}" "$target" || status=1
   done
