@@ -431,9 +431,7 @@ def fidelity(reference: tuple, candidate: tuple, referral: dict) -> dict:
     }
     same_answer = same_class
     if referral:
-        before, after = (referral_gate.statuses_of(p, ood, referral)
-                         for p, ood in (reference, candidate))
-        same_status = np.array([a == b for a, b in zip(before, after, strict=True)], bool)
+        same_status = referral_gate.same_status(reference, candidate, referral)
         result["decision_agreement"] = float(np.mean(same_status))
         same_answer = same_class & same_status
     result["answer_agreement"] = float(np.mean(same_answer))

@@ -67,11 +67,20 @@ def measure(outputs: Outputs, referral: dict, families: list[str] | None = None)
 
 def agreement(reference: Outputs, candidate: Outputs, referral: dict) -> float:
     """Share of test + OOD images with the same ok/refer status under both models."""
-    def statuses(outputs):
-        return (statuses_of(outputs.test_probabilities, outputs.test_ood, referral)
-                + statuses_of(outputs.ood_probabilities, outputs.ood_ood, referral))
+    same = np.concatenate([
+        same_status((reference.test_probabilities, reference.test_ood),
+                    (candidate.test_probabilities, candidate.test_ood), referral),
+        same_status((reference.ood_probabilities, reference.ood_ood),
+                    (candidate.ood_probabilities, candidate.ood_ood), referral)])
+    return _share(same)
 
-    return _share(a == b for a, b in zip(statuses(reference), statuses(candidate), strict=True))
+
+def same_status(reference: tuple, candidate: tuple, referral: dict) -> np.ndarray:
+    """Per image, whether two models give it the same ok/refer status; each model's outputs
+    as (probabilities, ood_scores)."""
+    before, after = (statuses_of(probabilities, ood, referral)
+                     for probabilities, ood in (reference, candidate))
+    return np.array([a == b for a, b in zip(before, after, strict=True)], bool)
 
 
 def statuses_of(probabilities: np.ndarray, ood_scores: np.ndarray | None,
