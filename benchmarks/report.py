@@ -173,7 +173,8 @@ def _compare(compare, latency) -> list[str]:
             "the phantoms' finding masks (the attention map's peak cell holds a finding pixel; "
             "chance: a random cell), and the variant its Quantizer shipped: file size and "
             "median latency per image at 1 thread from the latency section (the Siamese model "
-            "has attention maps when its backbone is the attention-gated B0, its default).", ""] \
+            "has attention maps only when its backbone is the attention-gated B0; its default "
+            "is plain B0).", ""] \
         + _table(["model", "test images", "macro F1", "COVID recall", "pointing game",
                   "shipped variant", "MB", "ms (1 thr)"], rows)
 

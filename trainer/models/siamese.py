@@ -1,7 +1,7 @@
 """Siamese embedding network trained with a triplet loss, with classification built in.
 
-    image → backbone features (attention-gated B0 with GAP(g) beside the gates by default,
-            or plain B0)
+    image → backbone features (plain B0 by default: GAP of the final map; or the
+            attention-gated B0 with GAP(g) beside the gates)
           → dense → L2-normalised embedding (128-d)
 
 Training uses `tfa.losses.TripletSemiHardLoss` (Schroff et al. 2015, FaceNet) on class-balanced
