@@ -170,6 +170,7 @@ def quantizer_config(config: PipelineConfig, class_names) -> QuantizerConfig:
         latency_threads=config.quantization_latency_threads,
         latency_margin=config.quantization_latency_margin,
         max_size_mb=config.quantization_max_size_mb,
+        calibration_candidates=config.quantization_calibration_candidates,
         class_names=tuple(class_names),
         seed=config.seed,
     )
