@@ -142,9 +142,8 @@ def _ratios(rows) -> list[dict]:
         float32 = by_key.get((kind, "float32", threads))
         if variant != "int8" or float32 is None:
             continue
-        per_round = [round(int8_ms / float32_ms, 3) for int8_ms, float32_ms
-                     in zip(row["round_medians_ms"], float32["round_medians_ms"],
-                                                   strict=True)]
+        rounds = zip(row["round_medians_ms"], float32["round_medians_ms"], strict=True)
+        per_round = [round(int8_ms / float32_ms, 3) for int8_ms, float32_ms in rounds]
         paired = round(float(np.median(per_round)), 3)
         ratios.append({"model": kind, "threads": threads, "int8_median_ms": row["median_ms"],
                        "float32_median_ms": float32["median_ms"],
