@@ -14,11 +14,12 @@ example's source path: `<data root>/<Class>/masks/<file name>` beside `<Class>/i
 
 import dataclasses
 import os
+import tempfile
 
 import numpy as np
 from PIL import Image
 
-from components import demo_data
+from components import demo_data, storage
 from edge import spec
 from trainer.split_reader import read_split
 
@@ -77,6 +78,24 @@ def signature_outputs(signature, images: np.ndarray, batch_size: int = 64) -> di
         for key in keys:
             outputs[key].append(batch[key].numpy())
     return {key: np.concatenate(parts) for key, parts in outputs.items()}
+
+
+def runner_attention_maps(model_file: str, images: np.ndarray, keys: list[str]) -> dict:
+    """{key: [N, h, w, 1]}: the attention maps of a .tflite file on the edge runner, one image
+    at a time as on the device (the shipped variant's maps, which int8 can move)."""
+    from edge.runtime import ModelRunner
+
+    with tempfile.TemporaryDirectory() as scratch:
+        local = os.path.join(scratch, os.path.basename(model_file))
+        with open(local, "wb") as handle:
+            handle.write(storage.read_bytes(model_file))
+        runner = ModelRunner(local, threads=1)
+        missing = [key for key in keys if key not in runner.outputs]
+        if missing:
+            raise ValueError(f"{model_file} has no attention outputs {missing}")
+        results = [runner.run(image) for image in images]
+    return {key: np.stack([np.asarray(r[key]).reshape(np.asarray(r[key]).shape[-3:])
+                           for r in results]) for key in keys}
 
 
 def attention_keys(signature) -> list[str]:

@@ -417,7 +417,8 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
     outputs = attention_score.signature_outputs(signature, cases.images)
     page.heading("Attention overlays (test images)")
     if scored:
-        _pointing_game_table(page, keys, outputs, cases, attention_score)
+        shipped = _shipped_attention(inputs, keys, cases, attention_score)
+        _pointing_game_table(page, keys, outputs, cases, attention_score, shipped)
     else:
         page.paragraph("Pointing game not scored: finding masks exist only for the synthetic "
                        "phantoms (a real database's masks/ folders outline the lungs), found "
@@ -425,15 +426,33 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
     _attention_overlays(page, keys, outputs, cases, class_names, size)
 
 
-def _pointing_game_table(page, keys, outputs, cases, attention_score) -> None:
+def _shipped_attention(inputs: ReportInputs, keys, cases, attention_score):
+    """(variant name, its maps on the test cases) for the variant the Quantizer selected, or
+    None: the device draws (and the pushed model is judged by) that file's maps."""
+    if not inputs.quantized_model_uri:
+        return None
+    from components.quantizer import selected_variant
+
+    row = selected_variant(inputs.quantized_model_uri)
+    if row is None:
+        return None
+    return row["variant"], attention_score.runner_attention_maps(row["file"], cases.images, keys)
+
+
+def _pointing_game_table(page, keys, outputs, cases, attention_score, shipped=None) -> None:
     rows = []
     for key in keys:
         score = attention_score.pointing_game(outputs[key], cases.masks)
-        rows.append([key, f"{score.grid[0]}×{score.grid[1]}", f"{score.score:.3f}",
-                     f"{score.hits}/{score.scored}", f"{score.chance:.3f}",
-                     f"{score.finding_area:.3f}", score.without_finding])
-    page.table(["map", "cells", "pointing game", "hits", "chance (random cell)",
-                "finding area", "not scored (no finding)"], rows)
+        row = [key, f"{score.grid[0]}×{score.grid[1]}", f"{score.score:.3f}",
+               f"{score.hits}/{score.scored}"]
+        if shipped:
+            on_device = attention_score.pointing_game(shipped[1][key], cases.masks)
+            row.append(f"{on_device.score:.3f} ({on_device.hits}/{on_device.scored})")
+        rows.append(row + [f"{score.chance:.3f}", f"{score.finding_area:.3f}",
+                           score.without_finding])
+    shipped_column = [f"pointing game, shipped {shipped[0]} TFLite"] if shipped else []
+    page.table(["map", "cells", "pointing game (SavedModel)", "hits", *shipped_column,
+                "chance (random cell)", "finding area", "not scored (no finding)"], rows)
     page.paragraph(
         "Pointing game: the share of test images with a finding whose attention peak (the "
         "map's arg-max cell) holds a pixel of the phantom's ground-truth finding mask. Chance "

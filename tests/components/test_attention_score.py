@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from components import attention_score, demo_data
 
@@ -54,3 +55,30 @@ def test_the_phantoms_masks_are_found_beside_their_images(tmp_path):
     assert covid.shape == (32, 32) and covid.any()
     assert normal is not None and not normal.any()
     assert attention_score.read_finding_mask(str(tmp_path / "elsewhere.png"), 32) is None
+
+
+@pytest.mark.slow
+def test_the_shipped_files_maps_are_read_on_the_edge_runner(tmp_path):
+    """The report scores the variant that ships, not only the SavedModel: its maps come from
+    the .tflite file on the edge runner and match the SavedModel's for a float32 file."""
+    from components.quantizer import QuantizerConfig, convert
+    from tests.components import evalkit
+
+    examples = evalkit.write_examples(str(tmp_path / "examples"), {"train": 4, "test": 2})
+    model_dir = evalkit.train_tiny_model(examples, str(tmp_path / "model"), epochs=1)
+    model_file = tmp_path / "float32.tflite"
+    model_file.write_bytes(convert("float32", model_dir, None, QuantizerConfig()))
+    signature = attention_score.load_signature(model_dir)
+    keys = attention_score.attention_keys(signature)
+    images = np.random.default_rng(0).uniform(0, 255, (3, evalkit.IMAGE_SIZE,
+                                                       evalkit.IMAGE_SIZE, 1)).astype(np.float32)
+
+    on_device = attention_score.runner_attention_maps(str(model_file), images, keys)
+    reference = attention_score.signature_outputs(signature, images)
+
+    assert keys
+    for key in keys:
+        assert on_device[key].shape == reference[key].shape
+        np.testing.assert_allclose(on_device[key], reference[key], atol=1e-4)
+    with pytest.raises(ValueError, match="no attention outputs"):
+        attention_score.runner_attention_maps(str(model_file), images, ["attention_9"])
