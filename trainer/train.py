@@ -30,7 +30,7 @@ from tf_keras import layers
 from edge import spec
 from trainer import data, distribution, metrics
 from trainer.config import TrainConfig
-from trainer.models import build_model, siamese
+from trainer.models import build_model, build_model_and_auxiliary_heads, siamese
 from trainer.tfa_compat import tfa
 
 
@@ -75,9 +75,10 @@ def _train_classifier(config: TrainConfig, train_split: data.SplitLike,
                       eval_split: data.SplitLike, strategy: tf.distribute.Strategy) -> TrainResult:
     with strategy.scope():  # the default strategy's scope on one machine: no change
         model, classifier = compiled_classifier(config, len(train_split))
+        exported_head = tf_keras.Model(model.input, model.output[spec.PROBABILITIES_KEY])
 
     def predict_eval_labels():
-        probabilities = classifier.predict(_images_only(eval_split, 64), verbose=0)
+        probabilities = exported_head.predict(_images_only(eval_split, 64), verbose=0)
         return probabilities.argmax(axis=1)
 
     selector = EvalMacroF1Selector(config, classifier, train_split, eval_split,
@@ -183,16 +184,48 @@ def choose_siamese_classifier(config: TrainConfig, embedder: tf_keras.Model,
 
 
 def compiled_classifier(config: TrainConfig, train_examples: int):
-    """(full model, its probabilities-only view compiled with the recipe's loss and optimizer)."""
-    model = build_model(config)
-    classifier = tf_keras.Model(model.input, model.output[spec.PROBABILITIES_KEY])
+    """(full model, the model to fit, compiled with the recipe's loss and optimizer).
+
+    The model to fit is the probabilities-only view, or under deep supervision that view's
+    head stacked with the per-gate heads ([N, heads, C]), each with the same cross-entropy."""
+    model, auxiliary = build_model_and_auxiliary_heads(config)
+    probabilities = model.output[spec.PROBABILITIES_KEY]
     steps = math.ceil(train_examples / config.batch_size)
-    classifier.compile(
-        optimizer=make_optimizer(config, steps),
-        loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
+    if not auxiliary:
+        classifier = tf_keras.Model(model.input, probabilities)
+        loss = tf_keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        accuracy = "accuracy"
+    else:
+        from trainer.models.attention import StackHeads
+
+        stacked = StackHeads(name="deep_supervision")([probabilities, *auxiliary])
+        classifier = tf_keras.Model(model.input, stacked)
+        loss = DeepSupervisionLoss(config.label_smoothing)
+        accuracy = main_head_accuracy
+    classifier.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=[accuracy])
     return model, classifier
+
+
+class DeepSupervisionLoss(tf_keras.losses.Loss):
+    """Mean over heads of each head's label-smoothed cross-entropy; y_pred [N, heads, C]."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "deep_supervision_loss"):
+        super().__init__(name=name)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = tf.repeat(tf.expand_dims(tf.cast(y_true, y_pred.dtype), 1),
+                           tf.shape(y_pred)[1], axis=1)
+        return tf.reduce_mean(tf_keras.losses.categorical_crossentropy(
+            y_true, y_pred, label_smoothing=self.label_smoothing), axis=1)
+
+
+def main_head_accuracy(y_true, y_pred):
+    """Training accuracy of the exported head (the first of the stacked heads)."""
+    return tf_keras.metrics.categorical_accuracy(y_true, y_pred[:, 0])
+
+
+main_head_accuracy.__name__ = "accuracy"  # the same history key as without deep supervision
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> tf_keras.optimizers.Optimizer:

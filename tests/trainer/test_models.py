@@ -173,3 +173,39 @@ def test_attention_gate_width_table():
     print("attention width → gate parameters:", rows)
     assert rows == WIDTH_TABLE
     assert attention.grid_attention_gate  # the gate is importable on its own
+
+
+def test_deep_supervision_adds_per_gate_heads_for_training_only():
+    """AG-Sononet's deep supervision: each gate gets its own classifier for the loss; the
+    exported model is the concat model, weight for weight (the device contract is unchanged)."""
+    concat = build_model(config(model="attention"))
+    model, auxiliary = attention.build_attention_model_and_auxiliary_heads(
+        config(model="attention", attention_aggregation="deep_sup"))
+
+    assert [tuple(w.shape) for w in model.weights] == [tuple(w.shape) for w in concat.weights]
+    assert not [layer.name for layer in model.layers if layer.name.endswith("_classifier")]
+    assert set(model.output) == set(concat.output)
+    assert [tuple(head.shape) for head in auxiliary] == [(None, 4), (None, 4)]
+    heads = tf_keras.Model(model.input, auxiliary)(images(3))
+    for probabilities in heads:
+        np.testing.assert_allclose(probabilities.numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert attention.build_attention_model_and_auxiliary_heads(config(model="attention"))[1] == []
+    with pytest.raises(ValueError, match="attention_aggregation"):
+        config(model="attention", attention_aggregation="mean")
+
+
+def test_softmax_gates_never_attend_to_the_images_outer_band():
+    """1/16 of each side: the outer ring of the 16x16 block2 map at 64 px gets no weight (its
+    cells see B0's zero padding and, on a radiograph, markers and text); 8x8 and 7x7 maps keep
+    every cell (a sixteenth of them is less than one cell)."""
+    model = build_model(config(model="attention", attention_border_fraction=1 / 16))
+    outputs = model(images(3))
+    fine, coarse = outputs["attention_1"].numpy()[..., 0], outputs["attention_2"].numpy()[..., 0]
+    ring = np.ones((16, 16), bool)
+    ring[1:-1, 1:-1] = False
+    assert np.all(fine[:, ring] == 0.0) and np.all(fine[:, ~ring] > 0.0)
+    assert np.all(coarse > 0.0)
+    assert model.get_layer("gate1_softmax").output.shape[1:3] == (14, 14)
+    assert build_model(TrainConfig(image_size=224, model="attention",
+                                   attention_border_fraction=1 / 16)).get_layer("gate1_softmax") \
+        .output.shape[1:3] == (7, 7)

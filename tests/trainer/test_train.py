@@ -47,3 +47,33 @@ def test_custom_config_builds_the_dataclass_and_rejects_typos():
         TrainConfig.from_custom_config({"learning_rte": 1.0})
     with pytest.raises(ValueError, match="model"):
         TrainConfig(model="resnet")
+
+
+def test_deep_supervision_loss_is_the_mean_of_each_heads_cross_entropy():
+    rng = np.random.default_rng(0)
+    labels = tf_keras.utils.to_categorical([0, 2, 1], 4)
+    heads = rng.dirichlet(np.ones(4), size=(3, 3)).astype(np.float32)  # [N, heads, C]
+    plain = tf_keras.losses.CategoricalCrossentropy(label_smoothing=0.1, reduction="none")
+
+    loss = train.DeepSupervisionLoss(label_smoothing=0.1)
+    per_head = np.stack([plain(labels, heads[:, h]).numpy() for h in range(3)], axis=1)
+    assert float(loss(labels, heads)) == pytest.approx(per_head.mean(), rel=1e-5)
+    # Class weights reach it as per-example weights on the mean over heads.
+    weights = np.array([1.0, 3.0, 0.5], np.float32)
+    assert float(loss(labels, heads, sample_weight=weights)) == pytest.approx(
+        (per_head.mean(axis=1) * weights).mean(), rel=1e-5)
+
+
+def test_deep_supervision_trains_the_stacked_heads_and_reports_the_exported_heads_accuracy():
+    config = TrainConfig(model="attention", image_size=64, attention_aggregation="deep_sup")
+    model, classifier = train.compiled_classifier(config, train_examples=8)
+    assert tuple(classifier.output.shape) == (None, 3, 4)  # the exported head, then gate1, gate2
+    labels = tf_keras.utils.to_categorical([0, 1], 4)
+    stacked = np.array([[[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]],
+                        [[0, 0, 1, 0], [0, 1, 0, 0], [0, 1, 0, 0]]], np.float32)
+    # Judged on the first head only: right for example 0, wrong for example 1.
+    np.testing.assert_allclose(train.main_head_accuracy(labels, stacked).numpy(), [1.0, 0.0])
+    assert train.main_head_accuracy.__name__ == "accuracy"
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 1)).astype(np.float32)
+    np.testing.assert_allclose(classifier(images)[:, 0].numpy(),
+                               model(images)["probabilities"].numpy(), rtol=1e-5)

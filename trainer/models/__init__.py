@@ -19,3 +19,13 @@ def build_model(config: TrainConfig):
     from trainer.models import siamese
 
     return siamese.build_embedding_model(config)
+
+
+def build_model_and_auxiliary_heads(config: TrainConfig):
+    """(the export model, training-only class-probability tensors): the attention model's
+    per-gate heads under deep supervision (`attention_aggregation="deep_sup"`), else []."""
+    if config.model == "attention":
+        from trainer.models import attention
+
+        return attention.build_attention_model_and_auxiliary_heads(config)
+    return build_model(config), []

@@ -15,7 +15,8 @@ Each gate:
     φ = 1×1 conv(g), resized to θ's grid
     f = leaky-ReLU(θ + φ)
     ψ = 1×1 conv(f) → 1 channel
-    α = softmax over positions (ψ)      # sums to 1 (or a per-cell sigmoid)
+    α = softmax over positions (ψ)      # sums to 1 (or a per-cell sigmoid); the image's
+                                        # outer band (attention_border_fraction) gets 0
     y = α (upsampled to x's grid) · x
     ĝ = W·Σ_spatial y                   # W: dense, no bias (a 1×1 conv commuted with Σ)
 
@@ -37,20 +38,41 @@ from trainer.models import backbone
 
 
 def build_attention_model(config: TrainConfig) -> tf_keras.Model:
+    return build_attention_model_and_auxiliary_heads(config)[0]
+
+
+def build_attention_model_and_auxiliary_heads(config: TrainConfig):
+    """(the export model, [per-gate class probabilities]): the second list is empty unless
+    `attention_aggregation` is "deep_sup", and those heads are for the training loss only;
+    the export model, its weights and its outputs are the same either way."""
     image = backbone.image_input(config)
-    features, attention_maps = attention_features(image, config)
+    branches, attention_maps = gated_branches(image, config)
+    features = layers.Concatenate(name="attention_concat")(list(branches.values()))
     features = layers.Dropout(config.dropout, name="head_dropout")(features)
     probabilities = layers.Dense(
         config.num_classes, activation="softmax", name=spec.PROBABILITIES_KEY
     )(features)
     outputs = {spec.PROBABILITIES_KEY: probabilities, **attention_maps}
-    return tf_keras.Model(image, outputs, name="attention")
+    model = tf_keras.Model(image, outputs, name="attention")
+    auxiliary = []
+    if config.attention_aggregation == "deep_sup":
+        for name, branch in branches.items():
+            dropped = layers.Dropout(config.dropout, name=f"{name}_dropout")(branch)
+            auxiliary.append(layers.Dense(config.num_classes, activation="softmax",
+                                          name=f"{name}_classifier")(dropped))
+    return model, auxiliary
 
 
 def attention_features(image, config: TrainConfig, global_pool: bool | None = None):
     """Returns (concat(ĝ1, ĝ2[, GAP(g)]), {"attention_1": α1, "attention_2": α2}): [N, 64] at
     the demo's size (block2 + block3 channels), [N, 512] at 224 px; + 1280 with the GAP branch
     (global_pool; default config.attention_global_pool)."""
+    branches, attention_maps = gated_branches(image, config, global_pool)
+    return layers.Concatenate(name="attention_concat")(list(branches.values())), attention_maps
+
+
+def gated_branches(image, config: TrainConfig, global_pool: bool | None = None):
+    """({"gate1": BN(ĝ1), "gate2": BN(ĝ2)[, "gap": BN(GAP(g))]}, the attention maps)."""
     if global_pool is None:
         global_pool = config.attention_global_pool
     b0 = backbone.efficientnet_b0(image, config)
@@ -68,10 +90,11 @@ def attention_features(image, config: TrainConfig, global_pool: bool | None = No
     # One BatchNorm per branch, before the concat: the sigmoid gates' spatial sums grow with the
     # map's area and would start the head with large, confident logits, and int8 gives a concat
     # one scale for all its inputs, which un-normalised branches of different ranges share badly.
-    features = layers.Concatenate(name="attention_concat")([
-        layers.BatchNormalization(momentum=config.bn_momentum, name=f"{name}_features_bn")(branch)
-        for name, branch in branches.items()])
-    return features, attention_maps
+    normalised = {
+        name: layers.BatchNormalization(momentum=config.bn_momentum,
+                                        name=f"{name}_features_bn")(branch)
+        for name, branch in branches.items()}
+    return normalised, attention_maps
 
 
 def gated_layer_names(config: TrainConfig) -> tuple[str, str]:
@@ -94,7 +117,13 @@ def grid_attention_gate(x, g, config: TrainConfig, name: str):
     if config.attention_normalisation == "sigmoid":
         alpha = layers.Activation("sigmoid", name=f"{name}_sigmoid")(psi)
     else:
-        alpha = SpatialSoftmax(name=f"{name}_softmax")(psi)
+        border = int(config.attention_border_fraction * psi.shape[1])
+        if border:
+            interior = layers.Cropping2D(border, name=f"{name}_interior")(psi)
+            alpha = SpatialSoftmax(name=f"{name}_softmax")(interior)
+            alpha = layers.ZeroPadding2D(border, name=f"{name}_border")(alpha)
+        else:
+            alpha = SpatialSoftmax(name=f"{name}_softmax")(psi)
     alpha = _resize_to(alpha, x, name=f"{name}_alpha_resize")
 
     # Σ α·x first, then W: W is linear, so this is the paper's W·Σ α·x. A per-cell BatchNorm
@@ -117,6 +146,14 @@ def _resize_to(tensor, reference, name: str):
     if (tensor.shape[1], tensor.shape[2]) == (height, width):
         return tensor
     return layers.Resizing(height, width, interpolation="bilinear", name=name)(tensor)
+
+
+class StackHeads(layers.Layer):
+    """[N, C] per head → [N, heads, C]: deep supervision's one training output (one output
+    keeps Keras' class weights, which it supports for single-output models only)."""
+
+    def call(self, inputs):
+        return tf.stack(inputs, axis=1)
 
 
 class SpatialSoftmax(layers.Layer):
