@@ -99,3 +99,22 @@ def test_feature_summary_is_the_mean_and_std_of_each_channel_per_grid_cell():
     means, stds = summary[:4], summary[4:]
     np.testing.assert_allclose(means, [10, 0, 0, 1], atol=1e-5)
     np.testing.assert_allclose(stds, [0, 0, 0, 1], atol=2e-3)
+
+
+def test_rounding_noise_on_collapsed_features_does_not_read_as_out_of_distribution():
+    """Features on a 4-dimensional subspace of 256 (as triplet-trained ones nearly are): noise of
+    1e-5 of the leading variance on every element (8-bit rounding's order after the summaries'
+    averaging) stays within the in-distribution distances (with a 1e-6 variance floor it scored
+    ~200x the 99% quantile), while a shift off the subspace of a third of the leading std
+    stands far out."""
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(256, 4)))[0]
+    features = rng.normal(size=(2000, 4)) * [3.0, 2.0, 1.0, 0.5] @ basis.T
+    gaussian = referral.fit_gaussian("l", 1, features, None, components=16)
+    typical = np.quantile(referral.distance(gaussian, features), 0.99)
+
+    rounded = features[:200] + rng.normal(scale=np.sqrt(1e-5 * 9.0), size=(200, 256))
+    assert np.median(referral.distance(gaussian, rounded)) < typical
+    normal = np.linalg.qr(np.concatenate([basis, rng.normal(size=(256, 1))], axis=1))[0][:, 4]
+    off_subspace = features[:200] + 1.0 * normal
+    assert np.median(referral.distance(gaussian, off_subspace)) > 3 * typical
