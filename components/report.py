@@ -417,7 +417,7 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
     outputs = attention_score.signature_outputs(signature, cases.images)
     page.heading("Attention overlays (test images)")
     if scored:
-        shipped = _shipped_attention(inputs, keys, cases, attention_score)
+        shipped = _shipped_attention(page, inputs, keys, cases, attention_score)
         _pointing_game_table(page, keys, outputs, cases, attention_score, shipped)
     else:
         page.paragraph("Pointing game not scored: finding masks exist only for the synthetic "
@@ -426,7 +426,7 @@ def _attention_section(page, inputs: ReportInputs, class_names) -> None:
     _attention_overlays(page, keys, outputs, cases, class_names, size)
 
 
-def _shipped_attention(inputs: ReportInputs, keys, cases, attention_score):
+def _shipped_attention(page, inputs: ReportInputs, keys, cases, attention_score):
     """(variant name, its maps on the test cases) for the variant the Quantizer selected, or
     None: the device draws (and the pushed model is judged by) that file's maps."""
     if not inputs.quantized_model_uri:
@@ -439,7 +439,7 @@ def _shipped_attention(inputs: ReportInputs, keys, cases, attention_score):
     try:
         maps = attention_score.runner_attention_maps(row["file"], cases.images, keys)
     except ValueError as err:  # a file without the maps: the report still renders, says so
-        print(f"report: the shipped {row['variant']} file's maps are not scored: {err}")
+        page.paragraph(f"The shipped {row['variant']} file's maps are not scored: {err}")
         return None
     return row["variant"], maps
 
