@@ -201,7 +201,8 @@ def compiled_classifier(config: TrainConfig, train_examples: int):
         stacked = StackHeads(name="deep_supervision")([probabilities, *auxiliary])
         classifier = tf_keras.Model(model.input, stacked)
         loss = DeepSupervisionLoss(config.label_smoothing)
-        accuracy = main_head_accuracy
+        # The same history key as without deep supervision.
+        accuracy = tf_keras.metrics.MeanMetricWrapper(main_head_accuracy, name="accuracy")
     classifier.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=[accuracy])
     return model, classifier
 
@@ -223,9 +224,6 @@ class DeepSupervisionLoss(tf_keras.losses.Loss):
 def main_head_accuracy(y_true, y_pred):
     """Training accuracy of the exported head (the first of the stacked heads)."""
     return tf_keras.metrics.categorical_accuracy(y_true, y_pred[:, 0])
-
-
-main_head_accuracy.__name__ = "accuracy"  # the same history key as without deep supervision
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> tf_keras.optimizers.Optimizer:
