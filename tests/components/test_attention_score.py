@@ -82,3 +82,20 @@ def test_the_shipped_files_maps_are_read_on_the_edge_runner(tmp_path):
         np.testing.assert_allclose(on_device[key], reference[key], atol=1e-4)
     with pytest.raises(ValueError, match="no attention outputs"):
         attention_score.runner_attention_maps(str(model_file), images, ["attention_9"])
+
+    # The report scores the file the Quantizer selected, and without its maps it says so.
+    from components import report, storage
+    from components.quantizer import VARIANTS_FILENAME
+
+    storage.write_json(str(tmp_path / VARIANTS_FILENAME), {
+        "variants": [{"variant": "float32"}], "selected": "float32",
+        "selected_file": model_file.name, "selection": {}})
+    inputs = report.ReportInputs(quantized_model_uri=str(tmp_path))
+    cases = attention_score.TestCases(images, np.zeros(3, np.int64), [None] * 3)
+    page = report._Page("t", str(tmp_path))
+    name, maps = report._shipped_attention(page, inputs, keys, cases, attention_score)
+    assert name == "float32"
+    np.testing.assert_allclose(maps[keys[0]], reference[keys[0]], atol=1e-4)
+    assert report._shipped_attention(page, inputs, ["attention_9"], cases, attention_score) \
+        is None
+    assert "not scored" in page.parts[-1]
