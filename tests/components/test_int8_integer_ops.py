@@ -2,8 +2,8 @@
 
 Every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op of the Quantizer's int8 file must read
 int8 activations and int8 weights, and the only float ops must be the input stem that
-`components.quantizer.FLOAT_LAYERS` keeps in float on purpose: the standardisation, the
-gray→RGB broadcast and B0's stem convolution (one CONV_2D over 3 channels). A converter that
+`components.quantizer.FLOAT_LAYERS` keeps in float on purpose: the standardisation and B0's
+stem convolution (one CONV_2D over the gray channel). A converter that
 silently falls back to float for some layer (the model would still run, and still pass an F1
 gate, only slower) fails here. Op types do not depend on the weights, so untrained models built by
 `trainer.models.build_model` at 64 px suffice; the calibration images are demo phantoms.
@@ -57,7 +57,7 @@ def test_int8_file_runs_every_conv_and_dense_op_on_int8_and_only_the_stem_in_flo
     assert float_fallbacks(ops) == []
     # The stem really is float (the deliberate exception), and it is all that is.
     stem = {op["kind"] for op in ops if op["float"] and quantizer._in_float_layer(op["name"])}
-    assert {"SQRT", "DIV", "MUL", "CONV_2D"} <= stem, stem  # MUL: the gray→RGB broadcast
+    assert {"SQRT", "DIV", "MUL", "CONV_2D"} <= stem, stem  # MUL: the standardisation's "* 64"
     float_weight_ops = [op["name"] for op in weight_ops if op["input_dtypes"][0] == "float32"]
     assert len(float_weight_ops) == 1 and "/stem_conv/" in float_weight_ops[0], float_weight_ops
 

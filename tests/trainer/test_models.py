@@ -12,7 +12,8 @@ from trainer.models import attention, backbone, build_model, siamese
 
 SIZE = 64
 # EfficientNetB0 without top has 4,049,571 parameters; the rest is the head.
-B0_NO_TOP = 4_049_571
+# EfficientNetB0 without top on the gray channel (stem conv 3x3x1x32; 4,049,571 on RGB).
+B0_NO_TOP = 4_048_991
 # At 64 px the gates read block2 (24 channels, 1/4 grid: 16×16 cells) and block3 (40, 1/8: 8×8).
 GATED = (24, 40)
 FEATURES = sum(GATED)  # concat(BN(ĝ1), BN(ĝ2)): the head reads only what the gates pass
@@ -154,6 +155,37 @@ def test_weights_from_a_local_file_are_loaded(tmp_path):
     model = build_model(config(model="baseline", weights=path))
     np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0],
                                   source.get_layer("stem_conv").get_weights()[0])
+
+
+def test_from_scratch_the_stem_convolution_reads_the_gray_channel_itself(tmp_path):
+    # Three copies of one channel through a 3x3x3 kernel are the kernel summed over them on the
+    # one channel: no gray→RGB copy, a third of the stem conv's work. Pretrained weights keep
+    # the copy: the same weights on RGB (the stem kernel split in three) give the same outputs.
+    gray = build_model(config(model="baseline"))
+    assert gray.get_layer("stem_conv").kernel.shape == (3, 3, 1, 32)
+    assert "gray_to_rgb" not in {layer.name for layer in gray.layers}
+
+    weights_file = str(tmp_path / "b0_rgb.h5")
+    tf_keras.applications.EfficientNetB0(include_top=False, weights=None,
+                                         input_shape=(SIZE, SIZE, 3)).save_weights(weights_file)
+    rgb = build_model(config(model="baseline", weights=weights_file))
+    assert rgb.get_layer("stem_conv").kernel.shape == (3, 3, 3, 32)
+    normalization = [layer for layer in gray.layers
+                     if isinstance(layer, tf_keras.layers.Normalization)]
+    for layer in rgb.layers:
+        if not layer.weights:
+            continue
+        if isinstance(layer, tf_keras.layers.Normalization):  # auto-named: not by name
+            layer.set_weights([np.repeat(w, 3) if w.ndim else w
+                               for w in normalization.pop(0).get_weights()])
+            continue
+        weights = gray.get_layer(layer.name).get_weights()
+        if layer.name == "stem_conv":
+            weights = [np.repeat(weights[0], 3, axis=2) / 3.0]
+        layer.set_weights(weights)
+    x = images()
+    np.testing.assert_allclose(rgb(x)[spec.PROBABILITIES_KEY].numpy(),
+                               gray(x)[spec.PROBABILITIES_KEY].numpy(), atol=1e-5)
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):

@@ -3,7 +3,8 @@
 Per-image standardisation comes first (FINDINGS: without it, and with BatchNorm's default
 momentum, a from-scratch B0 collapses to one class). The standardised image is re-expressed on
 the 0..255 scale Keras' EfficientNet expects (it rescales by 1/255 itself, and with ImageNet
-weights normalises by ImageNet statistics), then replicated to three channels.
+weights normalises by ImageNet statistics); only pretrained weights need it replicated to three
+channels.
 """
 
 import tensorflow as tf
@@ -37,9 +38,14 @@ def efficientnet_b0(image: tf.Tensor, config: TrainConfig) -> tf_keras.Model:
     Returns the B0 model; its layers are wired into the caller's graph, so intermediate
     outputs (`model.get_layer(BLOCK6_OUTPUT).output`) can be read by the caller.
     """
-    rgb = grayscale_to_rgb(PerImageStandardisation(name="standardise")(image))
+    weights = _weights_argument(config.weights)
+    standardised = PerImageStandardisation(name="standardise")(image)
+    # Pretrained weights read three channels; from scratch, B0's stem convolution reads the gray
+    # channel itself: the same function as three identical channels (its kernel summed over
+    # them), a third of the float stem's work on the device (BUILD_NOTES, issue 12).
+    stem_input = grayscale_to_rgb(standardised) if weights else standardised
     backbone = tf_keras.applications.EfficientNetB0(
-        include_top=False, weights=_weights_argument(config.weights), input_tensor=rgb
+        include_top=False, weights=weights, input_tensor=stem_input
     )
     set_batchnorm_momentum(backbone, config.bn_momentum)
     return backbone

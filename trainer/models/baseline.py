@@ -1,6 +1,6 @@
 """Baseline: EfficientNetB0 → global average pooling → dropout → dense softmax.
 
-Standard B0 (Tan & Le 2019) on grayscale replicated to three channels; see `backbone`.
+Standard B0 (Tan & Le 2019) on the grayscale image; see `backbone`.
 """
 
 import tf_keras
