@@ -40,7 +40,8 @@ SELECTION_MARGIN = 0.10  # the Quantizer's default noise margin
 # The sources whose change makes cached conversions stale: the model code, the export, and the
 # Quantizer's conversion functions (not the whole quantizer.py, which changes for other reasons).
 SOURCES = ("trainer/models/backbone.py", "trainer/models/baseline.py",
-           "trainer/models/attention.py", "trainer/export.py")
+           "trainer/models/attention.py", "trainer/export.py",
+           "trainer/config.py")  # TrainConfig's defaults shape the models
 CONVERSION = ("convert", "convert_calibrations", "_convert_saved_model",
               "_convert_int8_keeping_float_layers", "_calibrate", "_in_float_layer")
 
@@ -190,7 +191,8 @@ def _source_stamp(size: int) -> str:
 
     from components import quantizer
 
-    digest = hashlib.sha256(f"size={size} float={quantizer.FLOAT_LAYERS}".encode())
+    # The converter's settings: QuantizerConfig's defaults (float layers, calibration size).
+    digest = hashlib.sha256(f"size={size} {quantizer.QuantizerConfig()!r}".encode())
     for source in SOURCES:
         digest.update((REPO_ROOT / source).read_bytes())
     for name in CONVERSION:
