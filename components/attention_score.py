@@ -5,7 +5,7 @@ For each test image with a finding, the attention map's arg-max cell is a hit wh
 holds any pixel of the finding mask. Chance is what a cell picked uniformly at random scores:
 the share of the map's cells that hold a finding pixel (on a coarse map larger than the
 finding's own area share, which is reported beside it). Images without a finding (the phantoms'
-Normal class: its granulomas are benign) cannot be scored and are counted apart.
+Normal class: its dense ribs are anatomy) cannot be scored and are counted apart.
 
 Only the phantoms' masks mark findings: the Kaggle database's own `masks/` folders outline the
 lungs, so the report scores attention only on synthetic data. The masks are found from each

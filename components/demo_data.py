@@ -7,9 +7,16 @@ at positions drawn the same way, each adding the very same densities (re-drawn, 
 from one soft disk's); only their local shape and texture say the class:
 
 - COVID: ground-glass rings (a thin annulus over a faint haze, the "atoll" sign).
-- Lung_Opacity: compact, homogeneous, sharp-edged consolidations.
+- Lung_Opacity: compact, sharp-edged consolidations crossed by dark air bronchograms.
 - Viral Pneumonia: reticular patches (a cross-hatched net of lines).
-- Normal: benign calcified granulomas (a cluster of small dense dots) — not a finding.
+- Normal: patches where the ribs themselves are denser (overlapping ribs, calcified costal
+  cartilage) — anatomy, not a finding.
+
+Normal carries the same densities as the findings (a linear model would otherwise tell it from
+the rest), but drawn into the image's own rib bands: the least distinctive of the four patterns,
+so the model has to recognise each finding rather than name one finding's class from the
+others' absence (BUILD_NOTES, issue 14: with granuloma dots for Normal, one finding class was
+read that way and the gates parked their weight anywhere on its images).
 
 So a linear model cannot read the class: averaged over the random positions every class adds
 the same density to every pixel, and each image's pixel values are then re-drawn, rank for
@@ -19,7 +26,7 @@ jittered the same way for every class. tests/components/test_demo_data.py measur
 probes (logistic regression on 8/16/32 px pixels and on the histogram).
 
 `generate` also writes each image's ground-truth finding mask (255 inside a finding, 0
-elsewhere; all zero for Normal, whose granulomas are no finding) under
+elsewhere; all zero for Normal, whose dense ribs are no finding) under
 `<Class>/masks/<Class>-<n>.png`, which ingestion ignores, so attention maps can be scored.
 
 Each image gets its own numpy Generator seeded from (seed, class name, index), so the
@@ -39,15 +46,17 @@ from edge import spec
 DEFAULT_PER_CLASS = 100
 DEFAULT_SEED = 0
 # Changes whenever the same arguments draw different images (caches of generated sets key on it).
-GENERATOR_VERSION = 2  # 2: localized lesions in every class, finding masks (issue 14)
+# 2: localized lesions in every class, finding masks; 3: dense ribs for Normal, air
+# bronchograms in Lung_Opacity (issue 14).
+GENERATOR_VERSION = 3
 IMAGES_FOLDER = "images"
 MASKS_FOLDER = "masks"  # components/image_example_gen/ingest.py ignores this folder
 
 # Which lesion each known class name gets.
 _LESIONS = {
     "COVID": "ring",
-    "Lung_Opacity": "solid",
-    "Normal": "granulomas",
+    "Lung_Opacity": "bronchogram",
+    "Normal": "dense_ribs",
     "Viral Pneumonia": "reticular",
 }
 
@@ -157,6 +166,7 @@ class _Grid:
         self._pose = (cos, sin, du, dv)
         self.pixel = 2.0 / size  # one pixel in normalised units
         self.scale = 1.0  # the patient's size, set by _anatomy
+        self.ribs = None  # the rib bands [size, size] in [0, 1], set by _anatomy
 
     def to_pixel(self, u, v):
         """(row, column) of the pixel nearest the patient point (u, v)."""
@@ -207,10 +217,8 @@ def _anatomy(grid, rng):
 
     # Ribs: curved bright bands over the lung fields, spacing and phase vary.
     spacing = rng.uniform(0.15, 0.19)
-    phase = rng.uniform(0, 2 * np.pi)
-    curve = v - 0.35 * (np.abs(u) - 0.35) ** 2
-    ribs = np.clip(np.cos(2 * np.pi * curve / spacing + phase) - 0.3, 0, None) / 0.7
-    density += rng.uniform(0.07, 0.11) * ribs * lung_field
+    grid.ribs = _rib_bands(grid, spacing, phase=rng.uniform(0, 2 * np.pi))
+    density += rng.uniform(0.07, 0.11) * grid.ribs * lung_field
 
     # Clavicles: two oblique bands near the apices.
     clavicle_v = lung_v - lung_h * rng.uniform(0.75, 0.9)
@@ -227,6 +235,12 @@ def _anatomy(grid, rng):
     # Fine lung markings present in every class, so texture alone is not the Viral sign.
     density += 0.03 * _smooth_noise(grid.size, 12, rng) * lung_field
     return density, lungs
+
+
+def _rib_bands(grid, spacing, phase):
+    """Curved bands in [0, 1], one per rib, bowed like the posterior ribs."""
+    curve = grid.v - 0.35 * (np.abs(grid.u) - 0.35) ** 2
+    return np.clip(np.cos(2 * np.pi * curve / spacing + phase) - 0.3, 0, None) / 0.7
 
 
 def _lesions(kind, grid, lungs, rng):
@@ -257,7 +271,7 @@ def _same_values_as_a_disk(pattern, du, dv, radius):
 
     Every lesion kind then adds the very same set of densities (same area, same total, same
     edge profile) and differs only in where they go: its shape. Without this a solid blob
-    raises many pixels a little and a granuloma few pixels a lot, and the whole image's rank
+    raises many pixels a little and a cluster of dots few pixels a lot, and the whole image's rank
     mapping (_expose) would carry that difference into every lung pixel, where a linear model
     reads it.
     """
@@ -313,23 +327,33 @@ def _reticular(du, dv, radius, grid, rng):
     return net * patch
 
 
-def _granulomas(du, dv, radius, grid, rng):
-    """Normal: a cluster of small, very dense calcified dots (benign, not a finding)."""
-    sigma = max(0.028, 0.8 * grid.pixel)
-    dots = np.zeros_like(du)
-    for _ in range(int(rng.integers(4, 7))):
-        angle, reach = rng.uniform(0, 2 * np.pi), radius * np.sqrt(rng.uniform(0.05, 0.8))
-        pu, pv = reach * np.cos(angle), reach * np.sin(angle)
-        dots = np.maximum(dots, np.exp(-((du - pu) ** 2 + (dv - pv) ** 2) / (2 * sigma ** 2)))
-    return dots
+def _bronchogram(du, dv, radius, grid, rng):
+    """Lung_Opacity: the consolidation crossed by dark, branching air-filled bronchi."""
+    solid = _solid(du, dv, radius, grid, rng)
+    angle = rng.uniform(0, 2 * np.pi)
+    width = max(0.025, 0.7 * grid.pixel)
+    bronchi = np.zeros_like(du)
+    for turn in (0.0, rng.uniform(0.5, 0.9), -rng.uniform(0.5, 0.9)):  # a trunk, two branches
+        direction = angle + turn
+        along = du * np.cos(direction) + dv * np.sin(direction)
+        across = -du * np.sin(direction) + dv * np.cos(direction)
+        bronchi = np.maximum(bronchi, np.exp(-(across / width) ** 2) * (along > -0.1 * radius))
+    return solid * (1.0 - 0.7 * bronchi)
+
+
+def _dense_ribs(du, dv, radius, grid, rng):
+    """Normal: the image's own rib bands, denser over a patch (overlapping ribs, calcified
+    costal cartilage): anatomy, no finding."""
+    distance = np.sqrt(du ** 2 + dv ** 2) / radius
+    return grid.ribs * _soft_step(1.0 - distance, 0.12)
 
 
 _SOLID_EXTENT = 0.7  # of the lesion radius: the consolidation is compact and dense
 _DISK_EXTENT = 0.7  # every lesion adds the densities of a soft disk this many radii across
-_LESION_PATTERNS = {"ring": _ring, "solid": _solid, "reticular": _reticular,
-                    "granulomas": _granulomas}
+_LESION_PATTERNS = {"ring": _ring, "bronchogram": _bronchogram, "reticular": _reticular,
+                    "dense_ribs": _dense_ribs}
 # How far the finding mask reaches, in lesion radii.
-_MASK_EXTENT = {"ring": 1.05, "solid": 1.15 * _SOLID_EXTENT, "reticular": 1.05}
+_MASK_EXTENT = {"ring": 1.05, "bronchogram": 1.15 * _SOLID_EXTENT, "reticular": 1.05}
 
 
 def _expose(anatomy, density, rng):

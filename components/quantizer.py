@@ -72,8 +72,9 @@ OBJECTIVES = ("fastest", "smallest")
 # QuantizerConfig.float_layers. The per-image standardisation squares 0..255 pixels, averages,
 # takes a square root and divides, then "* 64 + 127.5" (a MUL/ADD named after it); with
 # pretrained weights gray_to_rgb broadcasts the result to three channels (from scratch the stem
-# conv reads the gray channel; B0's Rescaling/Normalization fold into the stem conv). Quantized, these shift the whole image by several levels and the int8 model predicts
-# one class (F1 0.18 against 0.99 float on the 64 px benchmark; denylisting only "standardise"
+# conv reads the gray channel; B0's Rescaling/Normalization fold into the stem conv).
+# Quantized, these shift the whole image by several levels and the int8 model predicts one
+# class (F1 0.18 against 0.99 float on the 64 px benchmark; denylisting only "standardise"
 # still loses 0.26). B0's stem convolution (3x3 -> 32 channels) reads that float image: in
 # int8 the trained attention model lost 1.6-2.2 pt of macro F1 over four calibration samples,
 # with it in float -0.2-1.4 pt (median 0.3); at 224 px and 1 thread the file is no slower

@@ -463,7 +463,7 @@ def _pointing_game_table(page, keys, outputs, cases, attention_score, shipped=No
         "map's arg-max cell) holds a pixel of the phantom's ground-truth finding mask. Chance "
         "is the score of a cell picked at random (the share of cells holding a finding pixel); "
         "the finding area is the share of the image it covers. Images without a finding — the "
-        "Normal phantoms, whose granulomas are benign — cannot be scored.")
+        "Normal phantoms, whose dense ribs are anatomy — cannot be scored.")
 
 
 def _attention_overlays(page, keys, outputs, cases, class_names, size) -> None:

@@ -81,6 +81,9 @@ class TrainConfig:
     # the demo data (BUILD_NOTES, issue 14): pointing at the demo's stopping epoch 0.69-0.74
     # → 0.83-0.84 on the two seeds that pointed worst.
     attention_border_fraction: float = 1 / 16
+    # ψ averaged over this many cells a side before the softmax, on gate grids finer than the
+    # final map's (the demo's 16x16 and 8x8; 224 px's 7x7 maps are not smoothed): 1 = off.
+    attention_smoothing: int = 3
     # The gates read block6/block7 (stride 32: 7x7 at 224 px) when that grid has at least this
     # many cells a side, otherwise block2/block3 (strides 4 and 8: 16x16 and 8x8 at the demo's
     # 64 px; block4's cells there already see nearly the whole image).
@@ -134,6 +137,9 @@ class TrainConfig:
         if self.siamese_backbone not in ("attention", "baseline"):
             raise ValueError(f"siamese_backbone must be attention|baseline, got "
                              f"{self.siamese_backbone!r}")
+        if self.attention_smoothing < 1 or self.attention_smoothing % 2 == 0:
+            raise ValueError(f"attention_smoothing must be an odd number of cells >= 1 (a "
+                             f"centred window), got {self.attention_smoothing}")
         if len(self.class_names) < 2:
             raise ValueError("need at least two class names")
         if self.image_size < 32:

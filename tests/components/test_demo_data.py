@@ -73,7 +73,7 @@ def test_every_image_has_a_finding_mask_of_its_size_and_normal_has_none(tmp_path
             assert set(np.unique(mask)) <= {0, 255}
             area = (mask > 0).mean()
             if name == "Normal":
-                assert area == 0  # granulomas are benign: no finding
+                assert area == 0  # dense ribs are anatomy: no finding
             else:
                 assert 0.02 < area < 0.3, f"{path}: finding covers {area:.1%} of the image"
 

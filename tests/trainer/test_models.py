@@ -241,3 +241,24 @@ def test_softmax_gates_never_attend_to_the_images_outer_band():
     assert build_model(TrainConfig(image_size=224, model="attention",
                                    attention_border_fraction=1 / 16)).get_layer("gate1_softmax") \
         .output.shape[1:3] == (7, 7)
+
+
+def test_gates_on_grids_finer_than_the_final_map_average_psi_over_cells():
+    """The demo's 16x16 and 8x8 gates average ψ over 3x3 cells before the softmax (a peak
+    cell alone sat on a finding's rim); 224 px's 7x7 gates, on the final map's own grid, do
+    not. The smoothing is a fixed average: no weights."""
+    smoothed = build_model(config(model="attention", attention_smoothing=3))
+    plain = build_model(config(model="attention", attention_smoothing=1))
+    assert {"gate1_smooth", "gate2_smooth"} <= {layer.name for layer in smoothed.layers}
+    assert smoothed.count_params() == plain.count_params()
+
+    psi = smoothed.get_layer("gate1_psi").output
+    average = tf_keras.Model(smoothed.input, [psi, smoothed.get_layer("gate1_smooth").output])
+    raw, mean = (t.numpy()[0, ..., 0] for t in average(images(1)))
+    assert np.isclose(mean[5, 7], raw[4:7, 6:9].mean(), atol=1e-5)
+    assert np.isclose(mean[0, 0], raw[:2, :2].mean(), atol=1e-5)  # the edge: valid cells only
+
+    at_224 = build_model(TrainConfig(model="attention", image_size=224))
+    assert not [layer.name for layer in at_224.layers if layer.name.endswith("_smooth")]
+    with pytest.raises(ValueError, match="attention_smoothing"):
+        config(model="attention", attention_smoothing=2)

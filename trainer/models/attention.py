@@ -14,7 +14,7 @@ Each gate:
     θ = strided conv(x)                 # x brought to the gating grid
     φ = 1×1 conv(g), resized to θ's grid
     f = leaky-ReLU(θ + φ)
-    ψ = 1×1 conv(f) → 1 channel
+    ψ = 1×1 conv(f) → 1 channel, averaged over 3×3 cells on grids finer than g's
     α = softmax over positions (ψ)      # sums to 1 (or a per-cell sigmoid); the image's
                                         # outer band (attention_border_fraction) gets 0
     y = α (upsampled to x's grid) · x
@@ -113,6 +113,12 @@ def grid_attention_gate(x, g, config: TrainConfig, name: str):
     phi = _resize_to(phi, theta, name=f"{name}_phi_resize")
     f = layers.LeakyReLU(0.2, name=f"{name}_act")(layers.Add(name=f"{name}_add")([theta, phi]))
     psi = layers.Conv2D(1, 1, name=f"{name}_psi")(f)
+    if config.attention_smoothing > 1 and psi.shape[1] > config.image_size // 32:
+        # Finer than B0's last grid (block2/block3 at the demo's size: cells of 4 and 8 px,
+        # smaller than a finding), the peak cell alone sits on a finding's rim as often as in
+        # it; averaged over k×k cells the evidence peaks at its centre (BUILD_NOTES, issue 14).
+        psi = layers.AveragePooling2D(config.attention_smoothing, strides=1, padding="same",
+                                      name=f"{name}_smooth")(psi)
 
     if config.attention_normalisation == "sigmoid":
         alpha = layers.Activation("sigmoid", name=f"{name}_sigmoid")(psi)
