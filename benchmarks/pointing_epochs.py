@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/pointing_epochs.py --seed 42 [--epochs 10] [--per-class 860]
 
 Outside the pipeline, so one run takes minutes, not the demo's ten: the demo's phantoms
-(`components.demo_data`, 64 px), split per class 70/15/15 as ingestion splits them (content
-hash, the pipeline's seed), the real trainer (`train.compiled_classifier` and
-`EvalMacroF1Selector`, the TrainConfig defaults the demo uses), and after each epoch the
-export model on the test split: macro F1, and `attention_score.pointing_game` per gated map,
-overall and per class. The line marked "stop" is the epoch the demo would stop at (the first
-eval macro F1 ≥ its target). Seeded: the same seed gives the same numbers on one machine.
+(`pipelines.demo.demo_split`: 64 px, split per class 70/15/15 as ingestion splits them), the
+real trainer (`train.compiled_classifier` and `EvalMacroF1Selector`, the TrainConfig defaults
+the demo uses), and after each epoch the export model on the test split: macro F1, and
+`attention_score.pointing_game` per gated map, overall and per class. The line marked "stop"
+is the epoch the demo would stop at (the first eval macro F1 ≥ its target). Seeded: the same
+seed gives the same numbers on one machine.
 Not part of `make bench` (the compare topic scores the pipeline's own models).
 """
 
@@ -23,27 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components import attention_score, demo_data  # noqa: E402
-from components.image_example_gen import ingest  # noqa: E402
-from edge import imageio, spec  # noqa: E402
+from edge import spec  # noqa: E402
 from pipelines.configs import PipelineConfig  # noqa: E402
-from pipelines.demo import DEMO_PER_CLASS, DEMO_TARGET_EVAL_MACRO_F1  # noqa: E402
-
-
-def demo_phantoms(per_class: int, size: int):
-    """(images uint8 [N, s, s], labels, masks bool [N, s, s], split names) as the demo splits."""
-    seed = PipelineConfig().seed
-    images, labels, masks, split = [], [], [], []
-    for label, name in enumerate(spec.CLASS_NAMES):
-        cases = [demo_data.render_case(name, i, size=size, seed=demo_data.DEFAULT_SEED)
-                 for i in range(1, per_class + 1)]
-        hashes = [imageio.content_hash(pixels) for pixels, _ in cases]
-        split_of = ingest.assign_splits([(h, 1) for h in hashes], seed=seed)
-        for (pixels, mask), digest in zip(cases, hashes, strict=True):
-            images.append(pixels)
-            masks.append(mask)
-            labels.append(label)
-            split.append(split_of[digest])
-    return np.stack(images), np.array(labels), np.stack(masks), np.array(split)
+from pipelines.demo import DEMO_PER_CLASS, DEMO_TARGET_EVAL_MACRO_F1, demo_split  # noqa: E402
 
 
 def near_misses(maps, masks, labels, class_names) -> dict:
@@ -87,7 +69,7 @@ def main(argv=None) -> int:
     from trainer.config import TrainConfig
 
     started = time.monotonic()
-    images, labels, masks, split = demo_phantoms(args.per_class, args.size)
+    images, labels, masks, split = demo_split(args.per_class, args.size)
     print(f"generated {len(images)} phantoms in {time.monotonic() - started:.0f}s "
           f"(generator {demo_data.GENERATOR_VERSION})", flush=True)
     pixels = images[..., None].astype(np.float32)

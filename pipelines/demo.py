@@ -78,6 +78,31 @@ def _write_phantoms(root: Path, per_class: int, seed: int):
     marker.write_text(stamp)
 
 
+def demo_split(per_class: int = DEMO_PER_CLASS, size: int | None = None):
+    """The demo's phantoms in memory, split as ingestion splits them (content hash, stratified
+    70/15/15 with the pipeline's seed): (uint8 images [N, s, s], labels, bool finding masks
+    [N, s, s], split names). For analyses outside the pipeline (linear probes, pointing)."""
+    import numpy as np
+
+    from components.image_example_gen import ingest
+    from edge import imageio, spec
+
+    size = size or spec.DEMO_IMAGE_SIZE
+    seed = PipelineConfig().seed
+    images, labels, masks, split = [], [], [], []
+    for label, name in enumerate(spec.CLASS_NAMES):
+        cases = [demo_data.render_case(name, index, size=size, seed=demo_data.DEFAULT_SEED)
+                 for index in range(1, per_class + 1)]
+        hashes = [imageio.content_hash(pixels) for pixels, _ in cases]
+        split_of = ingest.assign_splits([(digest, 1) for digest in hashes], seed=seed)
+        for (pixels, mask), digest in zip(cases, hashes, strict=True):
+            images.append(pixels)
+            masks.append(mask)
+            labels.append(label)
+            split.append(split_of[digest])
+    return np.stack(images), np.array(labels), np.stack(masks), np.array(split)
+
+
 def _classify_holdout(model_dir: Path, holdout: Path) -> int:
     """Runs `cxr-edge classify` on the held-out phantoms, from .venv-edge when it exists."""
     edge_python = REPO_ROOT / ".venv-edge" / "bin" / "python"

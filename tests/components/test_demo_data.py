@@ -10,9 +10,8 @@ from PIL import Image
 
 from components import demo_data
 from components.image_example_gen import ingest
-from edge import imageio, spec
-from pipelines.configs import PipelineConfig
-from pipelines.demo import DEMO_PER_CLASS
+from edge import spec
+from pipelines.demo import demo_split
 
 
 def test_writes_kaggle_layout_with_expected_counts_and_format(tmp_path):
@@ -104,22 +103,8 @@ def test_the_finding_is_where_the_mask_says():
 def demo_split_features():
     """The demo's own phantoms (pipelines/demo.py sizing and seed), split as ingestion splits
     them (content hash, stratified 70/15/15 with the pipeline's seed)."""
-    config = PipelineConfig()
-    images, labels, groups = [], [], {}
-    for label, name in enumerate(spec.CLASS_NAMES):
-        groups[label] = []
-        for index in range(1, DEMO_PER_CLASS + 1):
-            pixels = demo_data.render_phantom(name, index, size=spec.DEMO_IMAGE_SIZE,
-                                              seed=demo_data.DEFAULT_SEED)
-            images.append(pixels)
-            labels.append(label)
-            groups[label].append(imageio.content_hash(pixels))
-    split_of = {}
-    for hashes in groups.values():
-        split_of.update(ingest.assign_splits([(h, 1) for h in hashes], seed=config.seed))
-    hashes = [h for label in groups for h in groups[label]]
-    split = np.array([split_of[h] for h in hashes])
-    return np.stack(images), np.array(labels), split
+    images, labels, _masks, split = demo_split()
+    return images, labels, split
 
 
 LINEAR_PROBES = {
