@@ -33,16 +33,14 @@ def near_misses(maps, masks, labels, class_names) -> dict:
     a peak beside the finding, not elsewhere in the image."""
     from scipy.ndimage import binary_dilation
 
-    maps = np.asarray(maps)[..., 0] if np.ndim(maps) == 4 else np.asarray(maps)
-    grid = maps.shape[1:3]
+    _grid, peaks = attention_score.peaks_and_findings(maps, masks)
     near = {}
     for label, name in enumerate(class_names):
         misses = beside = 0
-        for attention, mask, lab in zip(maps, masks, labels, strict=True):
-            if lab != label or mask is None:
+        for found, lab in zip(peaks, labels, strict=True):
+            if lab != label or found is None:
                 continue
-            cells = attention_score.finding_cells(mask, grid)
-            row, col = np.unravel_index(int(np.argmax(attention)), grid)
+            (row, col), cells = found
             if not cells[row, col]:
                 misses += 1
                 beside += bool(binary_dilation(cells, np.ones((3, 3)))[row, col])

@@ -115,9 +115,10 @@ def _goals(results) -> list[str]:
             rows.append([f"macro-F1 loss ≤ 0.5 pt ({row['model']} {row['variant']})",
                          f"{row['macro_f1_loss_points']} pt", _verdict(row["f1_goal_met"])])
     for row in results.get("training") or []:
-        if "ratio_steady" in row:
-            rows.append([f"TFX Trainer ≥ 0.9 × plain fit images/s ({row['model']})",
-                         f"{row['ratio_steady']}×", _verdict(row["goal_met"])])
+        if "ratio_fit_steps" in row:
+            rows.append([f"TFX Trainer fit steps ≥ 0.9 × plain fit images/s ({row['model']})",
+                         f"{row['ratio_fit_steps']}× (whole Trainer epoch "
+                         f"{row.get('ratio_steady')}×)", _verdict(row["goal_met"])])
     stream = results.get("streaming") or {}
     if stream:
         rows.append([f"streaming: peak RSS at 4N ≤ 1.3 × at N (N = {stream['n_images']}, "
@@ -378,20 +379,25 @@ def _training(training) -> list[str]:
     for row in training:
         t, p = row["trainer"], row["plain_fit"]
         rows.append([row["model"], row["train_examples"], row["batch_size"],
-                     t.get("steady_epoch_s"), t.get("steady_images_per_s"),
-                     p["steady_epoch_s"], p["steady_images_per_s"], row.get("ratio_steady"),
-                     _verdict(row.get("goal_met")), t["train_loop_images_per_s"],
+                     t.get("steady_fit_s"), t.get("steady_fit_images_per_s"),
+                     p["steady_epoch_s"], p["steady_images_per_s"], row.get("ratio_fit_steps"),
+                     _verdict(row.get("goal_met")), t.get("steady_epoch_s"),
+                     t.get("steady_images_per_s"), row.get("ratio_steady"),
+                     t["train_loop_images_per_s"],
                      t.get("end_to_end_images_per_s"), p["whole_fit_images_per_s"],
                      t["execution_wall_s"]])
     return ["## Training throughput: TFX Trainer vs plain Keras fit", "",
             "Same model (built from the Trainer's recorded config), same train split, same "
             "batch size and augmentation. Steady epochs (2 onwards) leave out graph tracing. "
-            "A Trainer epoch also scores the eval split and recalibrates BatchNorm (the recipe); "
-            "the plain fit does neither. The Trainer's numbers come from its own "
+            "The goal compares the fit steps: a Trainer epoch from its start to the end of its "
+            "last train step (its `fit_seconds`), against the plain fit's epoch, which is only "
+            "that. A whole Trainer epoch also recalibrates BatchNorm and scores the eval split "
+            "(the recipe), shown beside it. The Trainer's numbers come from its own "
             "training_summary.json and MLMD, i.e. from the pipeline run that produced the model "
             "(other load on the machine then is not controlled).", ""] + _table(
-        ["model", "train images", "batch", "Trainer steady epoch s", "Trainer img/s",
-         "plain epoch s", "plain img/s", "ratio", "goal ≥ 0.9", "Trainer train() img/s",
+        ["model", "train images", "batch", "Trainer steady fit s", "Trainer fit img/s",
+         "plain epoch s", "plain img/s", "ratio", "goal ≥ 0.9", "Trainer whole epoch s",
+         "Trainer whole epoch img/s", "whole-epoch ratio", "Trainer train() img/s",
          "Trainer execution img/s", "plain whole fit img/s", "Trainer execution s"], rows)
 
 

@@ -4,7 +4,10 @@ The Trainer's side comes from what it recorded (`training_summary.json`: per-epo
 seconds, epochs, train examples) and from MLMD (the Trainer execution's wall time: wheel build,
 decoding the splits, fit, per-epoch evaluation and BatchNorm recalibration, export). The plain
 side is `train_worker.py` in a fresh process. Steady-state epochs (2 onwards) leave out graph
-tracing on both sides; the goal compares those: Trainer images/s ≥ 0.9 × plain fit images/s.
+tracing on both sides. The goal compares the fit steps: a Trainer epoch's fit (recorded per
+epoch as `fit_seconds`, before its BatchNorm recalibration and eval scoring, which the plain fit
+does not do) images/s ≥ 0.9 × plain fit images/s; the whole Trainer epoch's ratio is reported
+beside it.
 """
 
 import os
@@ -46,6 +49,9 @@ def measure(bench_models, fit_epochs: int = 3) -> list[dict]:
         if trainer.get("steady_images_per_s"):
             ratio = trainer["steady_images_per_s"] / plain_side["steady_images_per_s"]
             row["ratio_steady"] = round(ratio, 3)
+        if trainer.get("steady_fit_images_per_s"):  # like with like: the goal's ratio
+            ratio = trainer["steady_fit_images_per_s"] / plain_side["steady_images_per_s"]
+            row["ratio_fit_steps"] = round(ratio, 3)
             row["goal_met"] = ratio >= THROUGHPUT_GOAL
         if trainer.get("end_to_end_images_per_s"):
             row["ratio_end_to_end_vs_plain_whole_fit"] = round(
@@ -70,6 +76,13 @@ def _trainer_side(summary: dict, wall_s: float | None) -> dict:
     if deltas:
         side["steady_epoch_s"] = round(statistics.median(deltas), 2)
         side["steady_images_per_s"] = round(images / statistics.median(deltas), 1)
+    # The fit steps alone (epoch begin → epoch end, before the BatchNorm pass and eval
+    # scoring): what the plain fit's epoch times measure.
+    fit = [entry["fit_seconds"] for entry in summary.get("history", []) if "fit_seconds" in entry]
+    if fit:
+        steady_fit = statistics.median(fit[1:] or fit)
+        side["steady_fit_s"] = round(steady_fit, 2)
+        side["steady_fit_images_per_s"] = round(images / steady_fit, 1)
     if wall_s:
         side["end_to_end_images_per_s"] = round(images * epochs / wall_s, 1)
     return side

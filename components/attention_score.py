@@ -120,18 +120,14 @@ def read_finding_mask(image_path: str, size: int) -> np.ndarray | None:
 
 def pointing_game(maps: np.ndarray, masks: list) -> PointingScore:
     """maps: [N, h, w] (or [N, h, w, 1]) attention; masks: bool [S, S] or None per image."""
-    maps = np.asarray(maps)
-    if maps.ndim == 4:
-        maps = maps[..., 0]
-    grid = (int(maps.shape[1]), int(maps.shape[2]))
+    grid, peaks = peaks_and_findings(maps, masks)
     hits = scored = without = 0
     chance, area = [], []
-    for attention, mask in zip(maps, masks, strict=True):
-        if mask is None or not mask.any():
+    for found, mask in zip(peaks, masks, strict=True):
+        if found is None:
             without += 1
             continue
-        cells = finding_cells(mask, grid)
-        row, col = np.unravel_index(int(np.argmax(attention)), grid)
+        (row, col), cells = found
         hits += bool(cells[row, col])
         scored += 1
         chance.append(cells.mean())
@@ -139,6 +135,19 @@ def pointing_game(maps: np.ndarray, masks: list) -> PointingScore:
     return PointingScore(hits, scored, without,
                          float(np.mean(chance)) if chance else float("nan"),
                          float(np.mean(area)) if area else float("nan"), grid)
+
+
+def peaks_and_findings(maps: np.ndarray, masks: list) -> tuple[tuple[int, int], list]:
+    """(the maps' grid, per image: ((row, col) of the map's peak cell, bool [h, w] finding
+    cells), or None for an image with an empty or missing mask)."""
+    maps = np.asarray(maps)
+    if maps.ndim == 4:
+        maps = maps[..., 0]
+    grid = (int(maps.shape[1]), int(maps.shape[2]))
+    peaks = [None if mask is None or not mask.any() else
+             (np.unravel_index(int(np.argmax(attention)), grid), finding_cells(mask, grid))
+             for attention, mask in zip(maps, masks, strict=True)]
+    return grid, peaks
 
 
 def finding_cells(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

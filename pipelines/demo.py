@@ -108,8 +108,11 @@ def _classify_holdout(model_dir: Path, holdout: Path) -> int:
     edge_python = REPO_ROOT / ".venv-edge" / "bin" / "python"
     python = str(edge_python) if edge_python.exists() else sys.executable
     where = "the edge venv (no TensorFlow)" if edge_python.exists() else "this environment"
-    print(f"\ncxr-edge classify on {holdout} with {model_dir}, in {where}:", flush=True)
+    # The X-rays only: masks/ holds each image's ground-truth finding, not a patient image.
+    folders = sorted(str(folder) for folder in holdout.glob(f"*/{demo_data.IMAGES_FOLDER}"))
+    print(f"\ncxr-edge classify on {holdout}/*/{demo_data.IMAGES_FOLDER} with {model_dir}, "
+          f"in {where}:", flush=True)
     # Run from the checkout, so `-m edge` is this tree's edge/ in either venv.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([python, "-m", "edge", "classify", "--model", str(model_dir),
-                           str(holdout), "--format", "table"], env=env, cwd=REPO_ROOT).returncode
+                           *folders, "--format", "table"], env=env, cwd=REPO_ROOT).returncode

@@ -145,11 +145,7 @@ def feature_extractor(model: tf_keras.Model, with_probabilities: bool = False
                       ) -> tf_keras.Model:
     """The model's input → the per-layer summaries of FEATURE_LAYERS (then the model's
     probabilities when `with_probabilities`)."""
-    summaries = [
-        FeatureSummary(grid, standardise=layer == INPUT_LAYER,
-                       name=f"{LAYER_PREFIX}_summary_{layer}")(_layer_output(model, layer))
-        for layer, grid in FEATURE_LAYERS
-    ]
+    summaries = [_summarise(model, layer, grid) for layer, grid in FEATURE_LAYERS]
     if with_probabilities:
         outputs = model.output
         summaries.append(outputs[spec.PROBABILITIES_KEY] if isinstance(outputs, dict)
@@ -197,8 +193,12 @@ def _grid_mean(inputs, grid: int):
     return tf.reshape(x, [-1, cells, cells, channels])
 
 
-def _layer_output(model: tf_keras.Model, layer: str):
-    return model.input if layer == INPUT_LAYER else model.get_layer(layer).output
+def _summarise(model: tf_keras.Model, layer: str, grid: int):
+    """`layer`'s FeatureSummary (the standardised image's for INPUT_LAYER), named for the
+    Quantizer, which keeps every "referral_*" layer in float."""
+    output = model.input if layer == INPUT_LAYER else model.get_layer(layer).output
+    return FeatureSummary(grid, standardise=layer == INPUT_LAYER,
+                          name=f"{LAYER_PREFIX}_summary_{layer}")(output)
 
 
 def fit_gaussian(layer: str, grid: int, features: np.ndarray, labels: np.ndarray | None,
@@ -356,9 +356,7 @@ def with_referral(model: tf_keras.Model, gaussians: list[LayerGaussian], ood_sca
     """The model with calibrated `probabilities` and an `ood_score` [N] output added."""
     layer_scores = []
     for gaussian in gaussians:
-        summary = FeatureSummary(gaussian.grid, standardise=gaussian.layer == INPUT_LAYER,
-                                 name=f"{LAYER_PREFIX}_summary_{gaussian.layer}")(
-            _layer_output(model, gaussian.layer))
+        summary = _summarise(model, gaussian.layer, gaussian.grid)
         layer_scores.append(MahalanobisScore(
             gaussian.means, gaussian.directions, gaussian.inverse_std,
             gaussian.residual_inverse_variance, gaussian.scale,
