@@ -21,7 +21,7 @@ WORKER = str(BENCH_DIR / "latency_worker.py")
 
 
 def measure(bench_models, images: dict, edge_python: str, threads=(1, 2, 4), passes: int = 1,
-            warmup: int = 5, rounds: int = 3) -> dict:
+            warmup: int = 5, rounds: int = 5) -> dict:
     """rounds: every model is timed once per round, the rounds interleaved; a row keeps its
     fastest round's timing (load on this shared machine only adds time: in one run a single
     process timed float16 25% slower than float32, their compute being the same)."""

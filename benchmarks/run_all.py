@@ -152,7 +152,7 @@ def _parser():
     parser.add_argument("--passes", type=int,
                         help="demo-size latency: timed passes over the test images per process (1)")
     parser.add_argument("--rounds", type=int,
-                        help="demo-size latency: interleaved rounds, the fastest counts (3)")
+                        help="demo-size latency: interleaved rounds, the fastest counts (5)")
     parser.add_argument("--max-images", type=int, help="cap on test images (all)")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--rss-images", type=int, default=100)
@@ -189,7 +189,7 @@ def _apply_sizing(args):
         "epochs": 2 if quick else None,
         "work_dir": str(BENCH_DIR / ("work-quick" if quick else "work")),
         "passes": 1,
-        "rounds": 1 if quick else 3,
+        "rounds": 1 if quick else 5,
         "max_images": 40 if quick else None,
         "fit_epochs": 2 if quick else 3,
         "ingest_images": 100 if quick else 1000,
