@@ -48,10 +48,10 @@ def measure(bench_models, fit_epochs: int = 3) -> list[dict]:
                "image_size": plain["image_size"], "trainer": trainer, "plain_fit": plain_side}
         if trainer.get("steady_images_per_s"):
             ratio = trainer["steady_images_per_s"] / plain_side["steady_images_per_s"]
-            row["ratio_steady"] = round(ratio, 3)
+            row["ratio_steady"] = round(ratio, 4)
         if trainer.get("steady_fit_images_per_s"):  # like with like: the goal's ratio
             ratio = trainer["steady_fit_images_per_s"] / plain_side["steady_images_per_s"]
-            row["ratio_fit_steps"] = round(ratio, 3)
+            row["ratio_fit_steps"] = round(ratio, 4)
             row["goal_met"] = ratio >= THROUGHPUT_GOAL
         if trainer.get("end_to_end_images_per_s"):
             row["ratio_end_to_end_vs_plain_whole_fit"] = round(
