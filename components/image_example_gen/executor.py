@@ -3,7 +3,8 @@
     list files → decode (edge.imageio) → rejected files → quarantine.jsonl
                                        → group by content hash → labels conflict → quarantine
                                                                → stratified split per class
-                                                               → Split-<name>/*.gz, index.jsonl
+                                                               → Split-<name>/*.gz in a seeded
+                                                                 order (write.py), index.jsonl
 Afterwards, plain Python turns the small JSON-lines files into the quarantine report and the
 ingest summary, and fails the component when too many files were quarantined.
 """
@@ -17,7 +18,6 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
-from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.dsl.io import fileio
@@ -25,7 +25,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components import storage
-from components.image_example_gen import ingest
+from components.image_example_gen import ingest, write
 from edge import imageio, spec
 
 EXAMPLES_KEY = "examples"
@@ -40,6 +40,7 @@ MAX_SIDE = "max_side"  # cap on the stored image's longer side; 0 keeps the orig
 MAX_PIXELS = "max_pixels"  # decompression-bomb guard passed to the decoder
 MAX_QUARANTINE_FRACTION = "max_quarantine_fraction"
 INPUT_FINGERPRINT = "input_fingerprint"  # only there so a changed tree misses the cache
+CODE_FINGERPRINT = "code_fingerprint"  # only there so changed code misses the cache
 # Where a failed quarantine check leaves its report (<dir>/<run id>/quarantine.{json,csv}):
 # TFX discards a failed execution's outputs, so the evidence must live outside them.
 EVIDENCE_DIR = "quarantine_evidence_dir"
@@ -74,6 +75,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
         split_names = [name for name, _ in config.split_ratios]
         examples.split_names = artifact_utils.encode_split_names(split_names)
+        total_weight = sum(weight for _, weight in config.split_ratios)
+        shards = {name: write.shard_count(len(files) * weight / total_weight)
+                  for name, weight in config.split_ratios}
         index_path = os.path.join(summary_artifact.uri, INDEX_FILE)
         lines_path = os.path.join(quarantine.uri, QUARANTINE_LINES)
         with self._make_beam_pipeline() as pipeline:
@@ -85,14 +89,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             for name in split_names:
                 _ = (
                     splits[name]
-                    | f"ToExample[{name}]" >> beam.Map(_to_example)
-                    | f"WriteSplit[{name}]" >> write_split.WriteSplit(
-                        artifact_utils.get_split_uri([examples], name),
-                        example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+                    | f"ToExample[{name}]" >> beam.Map(
+                        lambda record: (record["path"], _serialized_example(record)))
+                    | f"WriteSplit[{name}]" >> write.WriteSeededSplit(
+                        artifact_utils.get_split_uri([examples], name), shards[name],
+                        config.seed)
                 )
             _ = index | "WriteIndex" >> _WriteJsonLines(index_path)
             _ = rejected | "WriteQuarantine" >> _WriteJsonLines(lines_path)
 
+        for name in split_names:
+            write.write_empty_shards(artifact_utils.get_split_uri([examples], name),
+                                     shards[name])
         examples.span = 0
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
@@ -312,6 +320,12 @@ def _index_entry(item):
     return {"split": split, "path": record["path"], "label": record["label"],
             "label_name": record["label_name"], "hash": record["hash"],
             "width": record["width"], "height": record["height"]}
+
+
+def _serialized_example(record) -> bytes:
+    # deterministic: the feature map's keys sorted, so the same record is the same bytes in
+    # every worker process (map order otherwise follows each process's insertion history).
+    return _to_example(record).SerializeToString(deterministic=True)
 
 
 def _to_example(record):

@@ -129,7 +129,7 @@ def assign_splits(groups, split_ratios=DEFAULT_SPLIT_RATIOS, seed=0):
     if (weights < 0).any() or weights.sum() <= 0:
         raise ValueError(f"split ratios must be non-negative and not all zero: {split_ratios}")
     shares = weights / weights.sum()
-    ordered = sorted(groups, key=lambda group: _seeded_key(seed, group[0]))
+    ordered = sorted(groups, key=lambda group: seeded_key(seed, group[0]))
     total = sum(count for _, count in ordered)
     assigned = np.zeros(len(names))
     result = {}
@@ -171,5 +171,6 @@ def _walk_files(root):
                 yield os.path.join(folder, filename)
 
 
-def _seeded_key(seed, content_hash):
-    return hashlib.sha256(f"{seed}:{content_hash}".encode()).hexdigest()
+def seeded_key(seed, text):
+    """A pseudo-random, reproducible sort key for `text` (hex SHA-256 of seed and text)."""
+    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()

@@ -21,7 +21,7 @@ from ingest_fixtures import (
 )
 from PIL import Image
 
-from components.image_example_gen import executor, ingest
+from components.image_example_gen import executor, ingest, write
 from edge import imageio, spec
 
 MULTI_PROCESS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -174,6 +174,30 @@ def test_multi_process_beam_gives_the_same_splits(planted_tree, planted_run, tmp
 
     assert _index(multi) == _index(planted_run)
     assert multi.quarantine == planted_run.quarantine
+    # Same records in the same order, byte for byte: the Trainer's seeded shuffle then sees
+    # the same stream, so the same data and seed train the same model.
+    assert _split_files(multi) == _split_files(planted_run)
+
+
+@pytest.mark.slow
+def test_splits_are_sharded_by_a_seeded_key_and_every_shard_file_exists(
+        planted_tree, planted_run, run_example_gen, monkeypatch):
+    monkeypatch.setattr(write, "RECORDS_PER_SHARD", 4)
+    sharded = run_example_gen(planted_tree, beam_args=MULTI_PROCESS,
+                              **{executor.MAX_QUARANTINE_FRACTION: 0.2})
+    for split, percent in ingest.DEFAULT_SPLIT_RATIOS:  # 70/15/15
+        files = sorted(_split_files(sharded)[split])
+        shards = write.shard_count(EXPECTED_FILES * percent / 100)
+        assert shards > 1
+        assert files == [os.path.basename(write.shard_path("", i, shards)) for i in range(shards)]
+        records = read_examples(sharded.examples, split)
+        assert sorted(r[spec.SOURCE_PATH_KEY] for r in records) == sorted(
+            r[spec.SOURCE_PATH_KEY] for r in read_examples(planted_run.examples, split))
+        keys = [ingest.seeded_key(0, r[spec.SOURCE_PATH_KEY].decode()) for r in records]
+        by_shard = collections.defaultdict(list)
+        for key in keys:
+            by_shard[int(key[:16], 16) % shards].append(key)
+        assert all(group == sorted(group) for group in by_shard.values())
 
 
 @pytest.mark.slow
@@ -210,6 +234,16 @@ def _run_module_scoped(input_base, tmp_path_factory, beam_args):
 def _index(run):
     lines = _read(run.summary_artifact.uri, executor.INDEX_FILE).splitlines()
     return {entry["path"]: entry for entry in map(json.loads, lines)}
+
+
+def _split_files(run):
+    """{split: {file name: bytes}} of the Examples artifact."""
+    out = {}
+    for split in spec.SPLITS:
+        folder = os.path.join(run.examples.uri, f"Split-{split}")
+        out[split] = {name: open(os.path.join(folder, name), "rb").read()
+                      for name in os.listdir(folder)}
+    return out
 
 
 def _read(folder, name):
