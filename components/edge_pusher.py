@@ -33,6 +33,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import storage
+from components.code_fingerprint import module_fingerprint
 from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.quantizer import QuantizedModel, selected_variant
 from edge import manifest as edge_manifest
@@ -260,6 +261,7 @@ class EdgePusherSpec(ComponentSpec):
         "gate_config_json": ExecutionParameter(type=str, optional=True),
         "synthetic_data": ExecutionParameter(type=int, optional=True),
         "signing_key": ExecutionParameter(type=str, optional=True),  # a path, never the key
+        "code_fingerprint": ExecutionParameter(type=str, optional=True),  # code_fingerprint.py
     }
     INPUTS = {
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
@@ -300,6 +302,7 @@ class EdgePusher(base_component.BaseComponent):
                 push_destination=storage.absolute(push_destination),
                 gate_config_json=(gate_config or GateConfig()).to_json(),
                 synthetic_data=int(synthetic_data),
+                code_fingerprint=module_fingerprint(__name__),
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
             )
         )

@@ -21,6 +21,7 @@ from tensorflow_model_analysis.proto import config_pb2
 from tfx.dsl.io import fileio
 
 from components import tfma_metrics
+from components.code_fingerprint import module_fingerprint
 from edge import spec
 from trainer import metrics
 
@@ -133,6 +134,8 @@ def build_eval_config(config: GateConfig = GateConfig()) -> config_pb2.EvalConfi
                 tfma_metrics.TOP1_MACRO_F1,
                 name=MACRO_F1_METRIC,
                 num_classes=num_classes,
+                # The metrics' code, so a changed metric misses the Evaluator's cache.
+                code_fingerprint=module_fingerprint(tfma_metrics.MODULE),
                 threshold=config_pb2.MetricThreshold(
                     value_threshold=config_pb2.GenericValueThreshold(
                         lower_bound={"value": config.min_macro_f1}),

@@ -35,6 +35,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import artifact_types, storage
+from components.code_fingerprint import module_fingerprint
 from components.image_example_gen import executor as example_gen_executor
 from edge import spec
 from trainer import split_reader
@@ -78,6 +79,7 @@ class ImageValidatorSpec(ComponentSpec):
         CHANNELS: ExecutionParameter(type=int, optional=True),
         MIN_SIDE: ExecutionParameter(type=int, optional=True),
         MAX_SIDE: ExecutionParameter(type=int, optional=True),
+        "code_fingerprint": ExecutionParameter(type=str, optional=True),  # code_fingerprint.py
     }
     INPUTS = {
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -141,6 +143,7 @@ class ImageValidator(base_component.BaseComponent):
             channels=channels,
             min_side=min_side,
             max_side=max_side,
+            code_fingerprint=module_fingerprint(__name__),
             findings=types.Channel(type=artifact_types.ImageValidationFindings),
         ))
 

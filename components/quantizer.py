@@ -673,8 +673,11 @@ def Quantizer(  # noqa: N802 (TFX component names are classes)
     evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation] = None,
     config_json: tfx.dsl.components.Parameter[str] = "{}",
     gate_config_json: tfx.dsl.components.Parameter[str] = "{}",
+    code_fingerprint: tfx.dsl.components.Parameter[str] = "",
 ):
     """TFX component around `quantize_and_select` (config: QuantizerConfig as JSON).
+    code_fingerprint: `code_fingerprint.module_fingerprint` of this module; unused, there so
+    changed code misses TFX's cache.
 
     Also writes this model kind's `model_summary.json` (components/model_summary.py) so the
     report can compare kinds side by side, blessed or not."""
@@ -683,6 +686,7 @@ def Quantizer(  # noqa: N802 (TFX component names are classes)
     from components import model_summary
     from components.evaluation import GateConfig
 
+    del code_fingerprint
     config = QuantizerConfig.from_json(config_json)
     gates = GateConfig.from_json(gate_config_json)
     serving_dir = path_utils.serving_model_path(model.uri)

@@ -42,7 +42,10 @@ _MATRICES_NAME = "_top1_confusion_matrices"
 class TopOneMacroF1(metric_types.Metric):
     """Unweighted mean over `num_classes` of the per-class F1 of arg-max predictions."""
 
-    def __init__(self, num_classes: int, name: str = "macro_f1"):
+    def __init__(self, num_classes: int, name: str = "macro_f1", code_fingerprint: str = ""):
+        # code_fingerprint: unused; in the EvalConfig so that changed metric code misses TFX's
+        # cache (components/code_fingerprint.py).
+        del code_fingerprint
         super().__init__(
             metric_util.merge_per_key_computations(_macro_f1), num_classes=num_classes, name=name
         )

@@ -12,14 +12,11 @@ kind appears side by side in the report (each Quantizer writes its kind's model_
 """
 
 import dataclasses
-import glob
-import hashlib
-import importlib.util
 import os
 
 from tfx import v1 as tfx
 
-from components import storage
+from components import code_fingerprint, storage
 from components.edge_pusher import EdgePusher
 from components.evaluation import GateConfig, build_eval_config
 from components.image_example_gen.component import ImageExampleGen
@@ -129,6 +126,7 @@ def gated_model(config: PipelineConfig, kind: str, class_names, examples, produc
         evaluation=evaluator.outputs["evaluation"],
         gate_config_json=gates.to_json(),
         config_json=quantizer_config(config, class_names).to_json(),
+        code_fingerprint=code_fingerprint.module_fingerprint(Quantizer.__module__),
     ).with_id("Quantizer" + suffix)
     return GatedModel(kind, producer, model, gates, resolver, evaluator, quantizer)
 
@@ -157,6 +155,7 @@ def delivery(config: PipelineConfig, examples, gated: list[GatedModel], **report
            for i, other in enumerate(gated[1:], start=1)},
         synthetic_data=int(config.synthetic_data),
         gate_config_json=primary.gates.to_json(),
+        code_fingerprint=code_fingerprint.module_fingerprint(RunReportGen.__module__),
         **report_inputs,
     )
     return [pusher, report]
@@ -212,23 +211,13 @@ def gate_config(config: PipelineConfig, class_names, kind: str | None = None) ->
     )
 
 
-# TFX caches a component by its inputs and properties, and the Trainer names its code by a
-# Python path (RUN_FN): a changed model or training loop would reuse the old model. The code's
-# fingerprint is one of its properties, so a change to these packages retrains (the bench once
-# quantized and reported a model trained on code three commits old).
+# The Trainer names its code by a Python path (RUN_FN), which reaches most of the project:
+# its cache key carries the fingerprint of these packages (components/code_fingerprint.py).
 TRAINER_PACKAGES = ("trainer", "edge")
 
 
 def source_fingerprint(packages: tuple[str, ...] = TRAINER_PACKAGES) -> str:
-    """sha256 over the packages' .py files (relative path and bytes), first 16 hex digits."""
-    digest = hashlib.sha256()
-    for package in packages:
-        root = importlib.util.find_spec(package).submodule_search_locations[0]
-        for path in sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)):
-            digest.update(f"{package}/{os.path.relpath(path, root)}\n".encode())
-            with open(path, "rb") as handle:
-                digest.update(handle.read())
-    return digest.hexdigest()[:16]
+    return code_fingerprint.source_fingerprint(packages)
 
 
 def train_custom_config(config: PipelineConfig, kind: str, class_names) -> dict:

@@ -16,6 +16,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import artifact_types
+from components.code_fingerprint import module_fingerprint
 from components.image_example_gen import executor, ingest
 
 
@@ -29,6 +30,7 @@ class ImageExampleGenSpec(ComponentSpec):
         executor.MAX_PIXELS: ExecutionParameter(type=int, optional=True),
         executor.MAX_QUARANTINE_FRACTION: ExecutionParameter(type=float, optional=True),
         executor.INPUT_FINGERPRINT: ExecutionParameter(type=str, optional=True),
+        executor.CODE_FINGERPRINT: ExecutionParameter(type=str, optional=True),
         executor.EVIDENCE_DIR: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
@@ -74,6 +76,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
             max_pixels=max_pixels,
             max_quarantine_fraction=max_quarantine_fraction,
             input_fingerprint=tree_fingerprint(input_base),
+            code_fingerprint=module_fingerprint(executor.__name__),
             quarantine_evidence_dir=quarantine_evidence_dir,
             **outputs,
         ))

@@ -9,6 +9,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 
 from components import tfma_metrics
+from components.code_fingerprint import module_fingerprint
 from components.evaluation import (
     MACRO_F1_METRIC,
     PRIORITY_RECALL_METRIC,
@@ -42,7 +43,9 @@ def test_macro_f1_gate_is_the_top_one_metric_with_a_lower_bound_and_a_regression
     config = GateConfig(min_macro_f1=0.93, max_macro_f1_regression=0.02)
     metrics_spec, metric = _gated(build_eval_config(config))[MACRO_F1_METRIC]
     assert (metric.class_name, metric.module) == (tfma_metrics.TOP1_MACRO_F1, tfma_metrics.MODULE)
-    assert json.loads("{" + metric.config + "}") == {"name": MACRO_F1_METRIC, "num_classes": 4}
+    assert json.loads("{" + metric.config + "}") == {
+        "name": MACRO_F1_METRIC, "num_classes": 4,
+        "code_fingerprint": module_fingerprint(tfma_metrics.MODULE)}  # for TFX's cache key
     # No binarization: one-vs-rest at a threshold is exactly what the gate must not measure.
     assert not metrics_spec.HasField("binarize") and not metrics_spec.HasField("aggregate")
     (per_slice,) = metric.per_slice_thresholds

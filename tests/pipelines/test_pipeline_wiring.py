@@ -63,3 +63,26 @@ def test_trainer_cache_key_carries_the_fingerprint_of_its_code(tmp_path, monkeyp
     with open(tmp_path / "edgecopy" / "spec.py", "a") as handle:
         handle.write("# changed\n")
     assert pipeline.source_fingerprint(("edgecopy",)) != before
+
+
+def test_every_component_of_ours_carries_the_fingerprint_of_the_code_it_runs(tmp_path):
+    # TFX keys its cache on properties, not on the code behind an executor's Python path.
+    from components import code_fingerprint
+
+    demo_data.generate(str(tmp_path / "data"), per_class=2, size=64)
+    config = PipelineConfig(data_root=str(tmp_path / "data"), pipeline_root=str(tmp_path / "r"))
+    ir = compiler.Compiler().compile(create_pipeline(config))
+    nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in ir.nodes}
+    expected = {
+        "ImageExampleGen": "components.image_example_gen.executor",
+        "ImageValidator": "components.image_validator",
+        "Quantizer": "components.quantizer",
+        "EdgePusher": "components.edge_pusher",
+        "RunReportGen": "components.report",
+    }
+    for node_id, module in expected.items():
+        parameters = nodes[node_id].parameters.parameters
+        value = parameters["code_fingerprint"].field_value.string_value
+        assert value == code_fingerprint.module_fingerprint(module), node_id
+    eval_config = nodes["Evaluator"].parameters.parameters["eval_config"].field_value.string_value
+    assert code_fingerprint.module_fingerprint("components.tfma_metrics") in eval_config
