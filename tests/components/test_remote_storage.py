@@ -27,7 +27,7 @@ from components.edge_pusher import (
     push,
     read_push_record,
 )
-from components.image_example_gen import ingest
+from components.image_example_gen import ingest, write
 from components.image_example_gen.executor import (
     QUARANTINE_CSV,
     QUARANTINE_JSON,
@@ -241,6 +241,20 @@ def test_ingestion_lists_and_decodes_a_remote_class_tree(ram):
     kind, entry = ingest.decode_file(f"{ram}/data", "Normal/images/empty.png", 1, names)
     assert kind == "quarantine" and entry["reason"] == "empty_file"
     assert json.loads(json.dumps(entry))  # plain data, as Beam pickles it
+
+
+def test_split_shards_are_written_and_renamed_on_a_remote_file_system(ram):
+    folder = f"{ram}/examples/Split-train"
+    records = [(ingest.seeded_key(0, f"p{i}"), f"record {i}".encode()) for i in range(5)]
+    path = write.write_shard(write.shard_path(folder, 0, 2), reversed(records))
+    write.write_empty_shards(folder, 2)
+
+    assert sorted(fileio.listdir(folder)) == ["data_tfrecord-00000-of-00002.gz",
+                                              "data_tfrecord-00001-of-00002.gz"]
+    read = list(tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator())
+    assert read == [record for _, record in sorted(records)]
+    empty = write.shard_path(folder, 1, 2)
+    assert list(tf.data.TFRecordDataset(empty, compression_type="GZIP")) == []
 
 
 def test_quantizer_converts_locally_and_writes_its_variants_remotely(ram, tmp_path):
