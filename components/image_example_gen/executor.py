@@ -99,8 +99,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             _ = rejected | "WriteQuarantine" >> _WriteJsonLines(lines_path)
 
         for name in split_names:
-            write.write_empty_shards(artifact_utils.get_split_uri([examples], name),
-                                     shards[name])
+            write.finish_split(artifact_utils.get_split_uri([examples], name), shards[name])
         examples.span = 0
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")

@@ -11,6 +11,7 @@ buffer still sees mixed classes) and a pure function of (paths, seed).
 
 import math
 import os
+import uuid
 
 import apache_beam as beam
 import tensorflow as tf
@@ -50,11 +51,14 @@ class WriteSeededSplit(beam.PTransform):
         )
 
 
+PARTIAL = ".incomplete-"  # a shard being written: <shard file>.incomplete-<attempt id>
+
+
 def write_shard(path: str, items) -> str:
-    """Writes the records sorted by their order key; a retried bundle overwrites the file
-    whole (written under a temporary name, then renamed)."""
+    """Writes the records sorted by their order key under a name of its own attempt, then
+    renames it: a retried or duplicated bundle replaces the file whole, never interleaves."""
     fileio.makedirs(os.path.dirname(path))
-    partial = path + ".incomplete"
+    partial = f"{path}{PARTIAL}{uuid.uuid4().hex}"
     with tf.io.TFRecordWriter(partial, tf.io.TFRecordOptions(compression_type="GZIP")) as out:
         for _, record in sorted(items, key=lambda item: item[0]):
             out.write(record)
@@ -62,8 +66,12 @@ def write_shard(path: str, items) -> str:
     return path
 
 
-def write_empty_shards(folder: str, shards: int) -> None:
-    """A shard no record hashed to still gets its (empty) file: the file set is fixed."""
+def finish_split(folder: str, shards: int) -> None:
+    """After the Beam run: removes what a failed attempt left half-written (readers glob the
+    folder) and gives a shard no record hashed to its empty file (the file set is fixed)."""
+    for name in fileio.listdir(folder) if fileio.exists(folder) else []:
+        if PARTIAL in name:
+            fileio.remove(os.path.join(folder, name))
     for shard in range(shards):
         path = shard_path(folder, shard, shards)
         if not fileio.exists(path):

@@ -247,7 +247,9 @@ def test_split_shards_are_written_and_renamed_on_a_remote_file_system(ram):
     folder = f"{ram}/examples/Split-train"
     records = [(ingest.seeded_key(0, f"p{i}"), f"record {i}".encode()) for i in range(5)]
     path = write.write_shard(write.shard_path(folder, 0, 2), reversed(records))
-    write.write_empty_shards(folder, 2)
+    # What a failed attempt leaves: removed once the run is over.
+    storage.write_bytes(f"{write.shard_path(folder, 1, 2)}{write.PARTIAL}dead", b"half")
+    write.finish_split(folder, 2)
 
     assert sorted(fileio.listdir(folder)) == ["data_tfrecord-00000-of-00002.gz",
                                               "data_tfrecord-00001-of-00002.gz"]
