@@ -63,14 +63,19 @@ def import_closure(modules, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dic
 
 
 def _source(name: str, packages: tuple[str, ...]) -> str | None:
-    if name.split(".")[0] not in packages:
+    """The module's .py file, found from its package's folder; nothing is imported (finding a
+    dotted name through importlib would import its parents: TensorFlow, for most of ours)."""
+    top, _, rest = name.partition(".")
+    if top not in packages:
         return None
-    try:
-        found = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    found = importlib.util.find_spec(top)  # a top-level name is located, not imported
+    if found is None or not found.submodule_search_locations:
         return None
-    origin = found.origin if found else None
-    return origin if origin and origin.endswith(".py") else None
+    stem = os.path.join(found.submodule_search_locations[0], *filter(None, rest.split(".")))
+    for path in (stem + ".py", os.path.join(stem, "__init__.py")):
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _project_imports(name: str, path: str, packages: tuple[str, ...]) -> list[str]:
