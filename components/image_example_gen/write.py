@@ -28,6 +28,11 @@ def shard_count(expected_records: float) -> int:
     return max(1, math.ceil(expected_records / RECORDS_PER_SHARD))
 
 
+def shard_of(order_key: str, shards: int) -> int:
+    """The shard of a record whose `ingest.seeded_key` is `order_key` (hex)."""
+    return int(order_key[:16], 16) % shards
+
+
 def shard_path(folder: str, shard: int, shards: int) -> str:
     return os.path.join(folder, f"{FILE_PREFIX}-{shard:05d}-of-{shards:05d}.gz")
 
@@ -44,7 +49,7 @@ class WriteSeededSplit(beam.PTransform):
         return (
             keyed_records
             | "OrderKey" >> beam.Map(lambda item: (ingest.seeded_key(seed, item[0]), item[1]))
-            | "ToShard" >> beam.Map(lambda item: (int(item[0][:16], 16) % shards, item))
+            | "ToShard" >> beam.Map(lambda item: (shard_of(item[0], shards), item))
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.MapTuple(
                 lambda shard, items: write_shard(shard_path(folder, shard, shards), items))
