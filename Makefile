@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 GLIBC_WHEELS := ml-metadata==1.21.0 tensorflow-data-validation==1.21.0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast lint demo bench pi-check fuzz lock clean system-deps
+.PHONY: setup test test-fast lint demo bench shift-battery pi-check fuzz lock clean system-deps
 
 setup: $(VENV)/.installed $(EDGE_VENV)/.installed system-deps
 
@@ -52,6 +52,10 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/run_all.py
+
+# The acquisition-shift battery against the model `make demo` pushed, on fresh phantoms.
+shift-battery: setup
+	$(VENV)/bin/python benchmarks/shift_battery.py --model demo-run/pipeline/serving/latest
 
 pi-check: $(EDGE_VENV)/.installed
 	bash tools/pi_check.sh

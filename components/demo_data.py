@@ -62,13 +62,17 @@ _LESIONS = {
 
 
 def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
-             seed=DEFAULT_SEED, class_names=spec.CLASS_NAMES):
+             seed=DEFAULT_SEED, class_names=spec.CLASS_NAMES, max_size=None):
     """Writes `per_class` phantoms per class under out_dir (images/ and masks/ per class);
-    returns {class name: [image paths]}."""
+    returns {class name: [image paths]}. With `max_size`, each phantom is drawn at its own
+    side between `size` and `max_size` (log-uniform, `drawn_size`): a model trained on them
+    learns the class, not one pixel grid."""
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
     if size < 32:
         raise ValueError(f"size must be >= 32 px, got {size}")
+    if max_size is not None and max_size < size:
+        raise ValueError(f"max_size ({max_size}) must be >= size ({size})")
     unknown = [name for name in class_names if name not in _LESIONS]
     if unknown:
         raise ValueError(f"no phantom finding defined for classes {unknown}; "
@@ -81,7 +85,8 @@ def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
         os.makedirs(mask_dir, exist_ok=True)
         written[name] = []
         for index in range(1, per_class + 1):
-            pixels, mask = render_case(name, index, size=size, seed=seed)
+            side = size if max_size is None else drawn_size(name, index, size, max_size, seed)
+            pixels, mask = render_case(name, index, size=side, seed=seed)
             file_name = f"{name}-{index}.png"
             path = os.path.join(image_dir, file_name)
             _write_png(pixels, path)
@@ -89,6 +94,13 @@ def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
                        os.path.join(mask_dir, file_name))
             written[name].append(path)
     return written
+
+
+def drawn_size(class_name, index, size, max_size, seed=DEFAULT_SEED):
+    """The side one phantom of a mixed-size set is drawn at: log-uniform in [size, max_size],
+    from its own generator (the phantom's own draws do not move)."""
+    rng = np.random.default_rng([seed, zlib.crc32(class_name.encode("utf-8")), index, 1])
+    return int(round(np.exp(rng.uniform(np.log(size), np.log(max_size)))))
 
 
 def render_phantom(class_name, index, size=spec.DEMO_IMAGE_SIZE, seed=DEFAULT_SEED):
@@ -132,10 +144,12 @@ def add_demo_data_parser(subparsers):
 
 
 def run_from_args(args):
-    written = generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed)
+    written = generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed,
+                       max_size=args.max_size)
     total = sum(len(paths) for paths in written.values())
+    sides = f"{args.size} px" if args.max_size is None else f"{args.size}-{args.max_size} px"
     print(f"wrote {total} SYNTHETIC phantom images ({args.per_class} per class, "
-          f"{args.size} px, seed {args.seed}) and their finding masks to {args.out}")
+          f"{sides}, seed {args.seed}) and their finding masks to {args.out}")
     return 0
 
 
@@ -147,6 +161,8 @@ def _add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder (class folders go here)")
     parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS)
     parser.add_argument("--size", type=int, default=spec.DEMO_IMAGE_SIZE, help="side in px")
+    parser.add_argument("--max-size", type=int,
+                        help="draw each phantom at its own side between --size and this")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
 
 

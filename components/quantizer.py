@@ -25,8 +25,10 @@ from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact, standard_artifacts
 
-from components import ood_images, referral_gate, storage
+from components import ood_images, referral_gate, shift_gate, storage
+from components.shift_gate import ShiftGateConfig
 from edge import spec
+from edge.imageio import load_grayscale
 from edge.latency import measure_in_fresh_process
 from edge.preprocess import to_model_input
 from edge.runtime import ModelRunner
@@ -133,6 +135,8 @@ class QuantizerConfig:
     latency_runs: int = 30
     latency_rounds: int = 5
     max_test_examples: int | None = None
+    # The acquisition-shift gate (components/shift_gate.py), on the float model and every variant.
+    shift_gate: ShiftGateConfig = ShiftGateConfig()
     class_names: tuple[str, ...] = spec.CLASS_NAMES
     qat_epochs: int = 2
     qat_learning_rate: float = 1e-4
@@ -168,6 +172,10 @@ class QuantizerConfig:
         for key in ("variants", "class_names", "float_layers"):
             if key in values:
                 values[key] = tuple(values[key])
+        if isinstance(values.get("shift_gate"), dict):
+            gate = values["shift_gate"] | {"families": tuple(values["shift_gate"].get(
+                "families", ()))}
+            values["shift_gate"] = ShiftGateConfig(**gate)
         return cls(**values)
 
 
@@ -189,7 +197,8 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
 
     signature = tf.saved_model.load(saved_model_dir).signatures[spec.TENSOR_SIGNATURE]
     image_size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
-    test = read_split(examples_uri, "test", image_size, config.max_test_examples)
+    test = read_split(examples_uri, "test", image_size, config.max_test_examples,
+                      keep_encoded=config.shift_gate.images > 0)
     if len(test.labels) == 0:
         raise ValueError(f"the test split of {examples_uri} holds no decodable examples")
     # Referral: the thresholds the Trainer chose, the built-in non-X-ray set, and the float
@@ -236,6 +245,7 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
             | {"convert_seconds": round(time.monotonic() - started, 1)}
             | ({"calibration": calibration} if calibration else {})
         )
+    shift_record = _shift_battery(signature, rows, test, referral, image_size, config)
     timing = _time_variants(rows, test.images[0], config)
     selection = select_variant(rows, config.objective, config.latency_margin,
                                int(config.max_size_mb * 1e6) or None, config.latency_threads)
@@ -258,6 +268,7 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
         "class_names": list(config.class_names),
         "variants": rows,
         "referral": _referral_record(referral, reference_outputs, test.labels),
+        "shift_battery": shift_record,
         "selection": {
             "objective": config.objective,
             "latency_threads": config.latency_threads,
@@ -279,6 +290,45 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
             + "\n".join(row["message"] for row in rows)
         )
     return table
+
+
+def _shift_battery(signature, rows: list[dict], test, referral: dict, image_size: int,
+                   config: QuantizerConfig) -> dict | None:
+    """Runs the acquisition-shift battery on the float SavedModel and every converted variant;
+    a variant that fails it is rejected (its row says which cell missed which number). Returns
+    variants.json's "shift_battery" block: the settings and the float model's cells."""
+    gate = config.shift_gate
+    if gate.images <= 0:
+        return None
+    chosen = shift_gate.sample(test.labels, gate.images, gate.seed)
+    originals = [load_grayscale(test.encoded[index]) for index in chosen]
+    labels = test.labels[chosen]
+    models = {"float": lambda inputs: _tf_outputs(signature, inputs)}
+    runners = {row["variant"]: ModelRunner(row["file"], threads=1)
+               for row in rows if "error" not in row}
+    models.update({name: (lambda inputs, r=runner: _runner_outputs(r, inputs))
+                   for name, runner in runners.items()})
+    started = time.monotonic()
+    measured = shift_gate.measure(models, originals, labels, referral, image_size, gate)
+    reference = shift_gate.verdict(measured["float"], referral, gate)
+    for row in rows:
+        if row["variant"] not in measured:
+            continue
+        result = shift_gate.verdict(measured[row["variant"]], referral, gate)
+        row["shift"] = {"cells": measured[row["variant"]], **result}
+        # The float model is gated too: a variant of a model that fails is no safer by luck.
+        row["passed"] = bool(row["passed"] and result["passed"] and reference["passed"])
+        base = row["message"].rpartition(": ")[0]
+        float_failed = "" if reference["passed"] else "; the float model fails the battery"
+        row["message"] = (f"{base}; {result['summary']}{float_failed}: "
+                          f"{'pass' if row['passed'] else 'rejected'}")
+    return {"config": dataclasses.asdict(gate), "images": int(len(chosen)),
+            "families": {name: {"cause": family.cause, "unit": family.unit,
+                                "severities": list(family.severities)}
+                         for name, family in shift_gate.shift.FAMILIES.items()
+                         if not gate.families or name in gate.families},
+            "seconds": round(time.monotonic() - started, 1),
+            "float": {"cells": measured["float"], **reference}}
 
 
 def select_variant(rows: list[dict], objective: str = "fastest", margin: float = 0.10,

@@ -3,8 +3,9 @@
 Sections: data summary (counts per split and class, quarantined files, duplicates, image
 validation), training curves, confusion matrix and per-class table, Siamese embedding plots,
 attention (pointing game on the phantoms' finding masks, heat-map overlays), the TFLite
-variants table, and every gate with its threshold. Every input is optional: a missing artifact
-becomes a line saying so, not an error. The page says plainly, at the top, when the data are
+variants table, the acquisition-shift battery (components/report_shift.py), and every gate
+with its threshold. Every input is optional: a missing artifact becomes a line saying so, not
+an error. The page says plainly, at the top, when the data are
 synthetic. Reads and writes go through tfx.dsl.io.fileio (components/storage.py), so the
 artifacts may live on gs:// or s3://.
 """
@@ -32,6 +33,7 @@ from components.image_example_gen.executor import (
 from components.image_validator import read_findings
 from components.model_summary import read_model_summary
 from components.quantizer import VARIANTS_FILENAME, QuantizedModel, read_variants_table
+from components.report_shift import shift_section
 from edge import spec
 from trainer import split_reader
 from trainer.summary_file import SUMMARY_FILENAME, read_training_summary
@@ -93,6 +95,7 @@ def write_report(inputs: ReportInputs, out_dir: str) -> str:
     _embedding_section(page, inputs, training)
     _attention_section(page, inputs, class_names)
     _variants_section(page, inputs)
+    shift_section(page, read_variants_table(inputs.quantized_model_uri) or {})
     return storage.write_text(os.path.join(out_dir, REPORT_FILENAME), page.render())
 
 

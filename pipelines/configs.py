@@ -59,6 +59,12 @@ class PipelineConfig:
     # >1: int8 is converted from this many calibration samples and the one whose answers agree
     # most with float on the eval split ships (each extra sample ~15-25 s at 64 px).
     quantization_calibration_candidates: int = 1
+    # The acquisition-shift gate (components/shift_gate.py) on the float model and every
+    # variant: test images it shifts (0: off), and its floors (accuracy 0: the referral's target).
+    shift_gate_images: int = 400
+    shift_gate_min_ok_accuracy: float = 0.0
+    shift_gate_min_mild_acceptance: float = 0.5
+    shift_gate_min_resolution_acceptance: float = 0.9
     synthetic_data: bool = True  # said on the report and in the manifest
     # Beam: DirectRunner, one process per core, unless told otherwise.
     beam_pipeline_args: tuple[str, ...] = (

@@ -24,6 +24,7 @@ from components.image_example_gen.ingest import resolve_class_names
 from components.image_validator import ImageValidator
 from components.quantizer import Quantizer, QuantizerConfig
 from components.report import RunReportGen
+from components.shift_gate import ShiftGateConfig
 from edge import spec
 from pipelines.configs import PipelineConfig
 
@@ -170,6 +171,12 @@ def quantizer_config(config: PipelineConfig, class_names) -> QuantizerConfig:
         latency_margin=config.quantization_latency_margin,
         max_size_mb=config.quantization_max_size_mb,
         calibration_candidates=config.quantization_calibration_candidates,
+        shift_gate=ShiftGateConfig(
+            images=config.shift_gate_images,
+            min_ok_accuracy=config.shift_gate_min_ok_accuracy,
+            min_mild_acceptance=config.shift_gate_min_mild_acceptance,
+            min_resolution_acceptance=config.shift_gate_min_resolution_acceptance,
+            seed=config.seed),
         class_names=tuple(class_names),
         seed=config.seed,
     )

@@ -13,6 +13,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.edge_pusher import read_push_record
 from components.evaluation import GateConfig, GateOutcome, gate_outcomes
+from components.quantizer import read_variants_table
 from components.report import REPORT_FILENAME
 
 
@@ -24,6 +25,8 @@ class ModelOutcome:
     blessed: bool | None = None
     gates: list[GateOutcome] = dataclasses.field(default_factory=list)
     selected_variant: str | None = None
+    # The acquisition-shift battery's verdict on the selected variant (else the float model).
+    shift_battery: str | None = None
 
     def line(self) -> str:
         blessing = {True: "BLESSED", False: "NOT blessed", None: "not evaluated"}[self.blessed]
@@ -67,6 +70,8 @@ class RunSummary:
                                          if kind == self.primary_kind and len(self.models) > 1
                                          else ""))
             out += [f"    gate  {gate.describe()}" for gate in outcome.gates]
+            if outcome.shift_battery:
+                out.append(f"    shift {outcome.shift_battery}")
         if self.pushed:
             out.append(f"  pushed {self.primary_kind} model to {self.pushed_dir}: "
                        f"{self.push_reason or 'blessed, variant selected'}")
@@ -121,6 +126,9 @@ def latest_run_summary(metadata_path: str, gates: GateConfig) -> RunSummary:
         if quantized is not None and "selected_variant" in quantized.custom_properties:
             outcome.selected_variant = (
                 quantized.custom_properties["selected_variant"].string_value or None)
+        if quantized is not None:
+            outcome.shift_battery = shift_battery_line(read_variants_table(quantized.uri),
+                                                       outcome.selected_variant)
         summary.models[kind] = outcome
     pushed = outputs.get(("EdgePusher", "pushed_model"))
     if pushed is not None:
@@ -129,6 +137,17 @@ def latest_run_summary(metadata_path: str, gates: GateConfig) -> RunSummary:
         if pushed.custom_properties["pushed"].int_value:
             summary.pushed_dir = pushed.custom_properties["pushed_destination"].string_value
     return summary
+
+
+def shift_battery_line(table: dict | None, variant: str | None) -> str | None:
+    """The battery's summary (pass or which checks failed, and the worst cell) for the selected
+    variant, or for the float model when none was selected."""
+    if not table or not table.get("shift_battery"):
+        return None
+    rows = {row["variant"]: row for row in table.get("variants", [])}
+    chosen = rows.get(variant, {}).get("shift") if variant else None
+    verdict = chosen or table["shift_battery"]["float"]
+    return f"{variant if chosen else 'float model'}: {verdict['summary']}"
 
 
 def _kinds(states: dict, primary: str) -> list[tuple[str, str]]:

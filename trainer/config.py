@@ -56,6 +56,9 @@ class TrainConfig:
     # default because a chest X-ray is not left/right symmetric.
     augment_shift: float = 0.08
     augment_flip: bool = False
+    # Acquisition changes (trainer/acquisition.py: resampling path, blur or sharpening, tone
+    # curve, contrast, noise, JPEG), each applied to an image with this probability; 0: off.
+    augment_acquisition: float = 0.3
 
     # Attention gates (Schlemper et al. 2018).
     attention_channels: int = 128  # inter-channel width; the original used 1280 (49.6M params)

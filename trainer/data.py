@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from edge import spec
 from trainer import preprocessing
+from trainer.acquisition import AcquisitionConfig, make_acquisition_augmenter
 
 READ_BATCH = 64  # records per batch the data accessor reads before they are un-batched
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -210,12 +211,12 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict:
 
 
 def training_dataset(split, batch_size: int, seed: int, shift: float, flip: bool,
-                     num_classes: int) -> tf.data.Dataset:
+                     num_classes: int, acquisition: float = 0.0) -> tf.data.Dataset:
     """Shuffled, augmented batches of (image, one-hot label) for one pass over the split
     (a Split or a StreamingSplit). Under several workers each builds the same seeded dataset
     and keeps its share of each global batch (DATA sharding: any number of files works)."""
     dataset = split.dataset(batch_size, shuffle_seed=seed)
-    augment = make_augmenter(split.image_size, shift, flip, seed)
+    augment = make_augmenter(split.image_size, shift, flip, seed, acquisition)
     dataset = dataset.map(lambda x, y: (augment(x), tf.one_hot(y, num_classes)))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -223,7 +224,7 @@ def training_dataset(split, batch_size: int, seed: int, shift: float, flip: bool
 
 
 def pk_dataset(split, p: int, k: int, steps: int, seed: int, shift: float,
-               flip: bool) -> tf.data.Dataset:
+               flip: bool, acquisition: float = 0.0) -> tf.data.Dataset:
     """Endless class-balanced batches of P classes × K images, (image, integer label).
 
     One endless shuffled stream per class (`split.class_dataset`); a seeded schedule picks
@@ -244,7 +245,7 @@ def pk_dataset(split, p: int, k: int, steps: int, seed: int, shift: float,
     choice = tf.data.Dataset.from_generator(schedule,
                                             output_signature=tf.TensorSpec([], tf.int64))
     dataset = tf.data.Dataset.choose_from_datasets(streams, choice).batch(p * k)
-    augment = make_augmenter(split.image_size, shift, flip, seed)
+    augment = make_augmenter(split.image_size, shift, flip, seed, acquisition)
     return dataset.map(lambda x, y: (augment(x), y)).prefetch(2)
 
 
@@ -267,12 +268,21 @@ def pk_batch_indices(labels: np.ndarray, p: int, k: int, steps: int,
     return out
 
 
-def make_augmenter(size: int, shift: float, flip: bool, seed: int):
-    """Per-image random translation (reflect-padded crop) and optional left/right flip."""
+def make_augmenter(size: int, shift: float, flip: bool, seed: int,
+                   acquisition: float | AcquisitionConfig = 0.0):
+    """Per-image acquisition changes (trainer/acquisition.py: a config, or the default ranges
+    each with probability `acquisition`; 0: none), random translation (reflect-padded crop),
+    optional left/right flip."""
     pad = int(round(shift * size))
     generator = tf.random.Generator.from_seed(seed)
+    if not isinstance(acquisition, AcquisitionConfig):
+        acquisition = AcquisitionConfig(float(acquisition))
+    reacquire = (make_acquisition_augmenter(size, seed, acquisition)
+                 if acquisition.probability > 0 else None)
 
     def augment(images):
+        if reacquire is not None:
+            images = reacquire(images)
         if pad > 0:
             padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
             offsets = generator.uniform([tf.shape(images)[0], 2], 0, 2 * pad + 1, tf.int32)

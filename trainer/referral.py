@@ -39,8 +39,12 @@ from trainer import metrics
 # layer: a second consumer there changes how the int8 converter folds the stem's affine ops,
 # which then get quantized (measured: int8 accuracy 0.96 → 0.75).
 INPUT_LAYER = "input"
+# Image quality (DetailSummary): the standardised input's fine detail at two scales, per cell of
+# a coarse grid. Blur, resampling and noise move it; the classifier's features may not.
+DETAIL_LAYER = "input_detail"
 FEATURE_LAYERS = (
     (INPUT_LAYER, 8),
+    (DETAIL_LAYER, 4),
     ("block2b_add", 1),
     ("block3b_add", 1),
     ("block4c_add", 1),
@@ -57,7 +61,8 @@ CLASS_CONDITIONAL_LAYER = "top_activation"
 # OOD set still scored >= 16 (threshold 1; BUILD_NOTES, issue 12).
 VARIANCE_FLOOR = 1e-3
 LAYER_PREFIX = "referral"  # every layer added here; the int8 Quantizer keeps them in float
-METHOD = ("multi-layer Mahalanobis (per-channel mean/std summaries of 7 EfficientNetB0 layers, "
+METHOD = ("multi-layer Mahalanobis (the input's cell means/stds and its two-scale detail "
+          "energy, per-channel mean/std summaries of 6 EfficientNetB0 layers; "
           "probabilistic-PCA Gaussians fitted on train, class-conditional on the last layer), "
           "max of per-layer eval-quantile ratios")
 
@@ -69,6 +74,7 @@ class ReferralConfig:
     components: int = 64  # PCA directions with their own variance, per layer
     target_accuracy: float = 0.97  # among accepted eval images at or above refer_below
     batch_size: int = 64
+    layers: tuple[tuple[str, int], ...] = FEATURE_LAYERS  # (layer, grid) pairs summarised
 
 
 @dataclasses.dataclass
@@ -83,32 +89,46 @@ class LayerGaussian:
 
 
 def fit_referral(model: tf_keras.Model, train_split, eval_split,
-                 config: ReferralConfig = ReferralConfig()) -> tuple[tf_keras.Model, dict]:
+                 config: ReferralConfig = ReferralConfig(),
+                 reacquire=None) -> tuple[tf_keras.Model, dict]:
     """Returns (the model with calibrated probabilities and an `ood_score` output, summary).
 
     The splits are streamed (trainer.data: a Split or a StreamingSplit), one pass each: the
     train pass accumulates each layer's per-class sums and sum of outer products, the eval
-    pass keeps per image only its layer distances, probabilities and label."""
-    feature_model = feature_extractor(model, with_probabilities=True)
+    pass keeps per image only its layer distances, probabilities and label. With `reacquire`
+    (a batch function, trainer.acquisition), each batch is also seen re-acquired: the
+    Gaussians and the OOD thresholds then cover those acquisitions; temperature and
+    `refer_below` stay fitted on the images as they are."""
+    feature_model = feature_extractor(model, with_probabilities=True, layers=config.layers)
     forward = tf.function(lambda x: feature_model(x, training=False))
-    statistics = [GaussianStatistics() for _ in FEATURE_LAYERS]
-    for images, labels in train_split.dataset(config.batch_size).as_numpy_iterator():
-        *features, _ = forward(tf.constant(images))
-        for (layer, _grid), stats, layer_features in zip(FEATURE_LAYERS, statistics, features,
-                                                         strict=True):
-            stats.add(layer_features.numpy(),
-                      labels if layer == CLASS_CONDITIONAL_LAYER else None)
-    gaussians = [stats.gaussian(layer, grid, config.components)
-                 for (layer, grid), stats in zip(FEATURE_LAYERS, statistics, strict=True)]
 
-    distances, probabilities, eval_labels = [], [], []
+    def versions(images):
+        images = tf.constant(images)
+        return [images] if reacquire is None else [images, reacquire(images)]
+
+    statistics = [GaussianStatistics() for _ in config.layers]
+    for images, labels in train_split.dataset(config.batch_size).as_numpy_iterator():
+        for version in versions(images):
+            *features, _ = forward(version)
+            for (layer, _grid), stats, layer_features in zip(config.layers, statistics,
+                                                             features, strict=True):
+                stats.add(layer_features.numpy(),
+                          labels if layer == CLASS_CONDITIONAL_LAYER else None)
+    gaussians = [stats.gaussian(layer, grid, config.components)
+                 for (layer, grid), stats in zip(config.layers, statistics, strict=True)]
+
+    distances, probabilities, eval_labels, clean = [], [], [], []
     for images, labels in eval_split.dataset(config.batch_size).as_numpy_iterator():
-        *features, batch_probabilities = forward(tf.constant(images))
-        distances.append(np.stack([distance(g, f.numpy())
-                                   for g, f in zip(gaussians, features, strict=True)], axis=1))
-        probabilities.append(batch_probabilities.numpy())
-        eval_labels.append(labels)
+        for index, version in enumerate(versions(images)):
+            *features, batch_probabilities = forward(version)
+            distances.append(np.stack([distance(g, f.numpy())
+                                       for g, f in zip(gaussians, features, strict=True)], 1))
+            clean.append(np.full(len(labels), index == 0))
+            if index == 0:
+                probabilities.append(batch_probabilities.numpy())
+                eval_labels.append(labels)
     distances = np.concatenate(distances)
+    clean = np.concatenate(clean)
     probabilities = np.concatenate(probabilities)
     eval_labels = np.concatenate(eval_labels)
     for index, gaussian in enumerate(gaussians):
@@ -116,7 +136,7 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
     eval_layer_scores = distances / np.array([g.scale for g in gaussians])
     combined = eval_layer_scores.max(axis=1)
     ood_scale = float(np.quantile(combined, config.acceptance))
-    eval_ood = combined / ood_scale
+    eval_ood = combined[clean] / ood_scale
 
     temperature = fit_temperature(probabilities, eval_labels)
     calibrated = apply_temperature(probabilities, temperature)
@@ -130,6 +150,7 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
         "ood_threshold": 1.0,
         "acceptance_target": config.acceptance,
         "eval_acceptance": float(accepted.mean()),
+        "fitted_on_reacquired": reacquire is not None,
         "temperature": temperature,
         "ece_eval_before": metrics.expected_calibration_error(probabilities, eval_labels),
         "ece_eval_after": metrics.expected_calibration_error(calibrated, eval_labels),
@@ -141,11 +162,11 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
     return exported, summary
 
 
-def feature_extractor(model: tf_keras.Model, with_probabilities: bool = False
-                      ) -> tf_keras.Model:
-    """The model's input → the per-layer summaries of FEATURE_LAYERS (then the model's
+def feature_extractor(model: tf_keras.Model, with_probabilities: bool = False,
+                      layers: tuple[tuple[str, int], ...] = FEATURE_LAYERS) -> tf_keras.Model:
+    """The model's input → the per-layer summaries of `layers` (then the model's
     probabilities when `with_probabilities`)."""
-    summaries = [_summarise(model, layer, grid) for layer, grid in FEATURE_LAYERS]
+    summaries = [_summarise(model, layer, grid) for layer, grid in layers]
     if with_probabilities:
         outputs = model.output
         summaries.append(outputs[spec.PROBABILITIES_KEY] if isinstance(outputs, dict)
@@ -182,6 +203,43 @@ class FeatureSummary(layers.Layer):
         return super().get_config() | {"grid": self.grid, "standardise": self.standardise}
 
 
+class DetailSummary(layers.Layer):
+    """[N, H, W, 1] → [N, 3·grid²]: per grid cell of the image's interior (without its outer
+    eighth), the log energy of the standardised image's Laplacian at one pixel and at two (a
+    2×2-averaged copy), and of its gradient. Their levels
+    and ratios are the image's sharpness, noise and effective resolution. Slices, sums and
+    means only (4-D ops, float like every referral layer)."""
+
+    def __init__(self, grid: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.grid = grid
+
+    def call(self, inputs):
+        # The interior only: a collimation border's edge is no image quality.
+        size = int(inputs.shape[1])
+        ring = size // 8
+        inputs = inputs[:, ring:size - ring, ring:size - ring, :]
+        mean = tf.reduce_mean(inputs, axis=[1, 2, 3], keepdims=True)
+        std = tf.sqrt(tf.reduce_mean(tf.square(inputs - mean), axis=[1, 2, 3], keepdims=True))
+        image = (inputs - mean) / tf.maximum(std, 1.0)
+        half = _grid_mean(image, int(image.shape[1]) // 2)
+        energies = [_laplacian(image), _laplacian(half),
+                    tf.square(image[:, 1:, 1:, :] - image[:, :-1, 1:, :])
+                    + tf.square(image[:, 1:, 1:, :] - image[:, 1:, :-1, :])]
+        cells = [tf.math.log(_grid_mean(tf.square(e) if i < 2 else e, self.grid) + 1e-4)
+                 for i, e in enumerate(energies)]
+        return tf.concat([tf_keras.backend.batch_flatten(c) for c in cells], axis=1)
+
+    def get_config(self):
+        return super().get_config() | {"grid": self.grid}
+
+
+def _laplacian(x):
+    centre = x[:, 1:-1, 1:-1, :]
+    return (4.0 * centre - x[:, :-2, 1:-1, :] - x[:, 2:, 1:-1, :]
+            - x[:, 1:-1, :-2, :] - x[:, 1:-1, 2:, :])
+
+
 def _grid_mean(inputs, grid: int):
     """[N, H, W, C] → [N, g, g, C]: the mean of each cell of a g×g grid (4-D ops only)."""
     size, channels = int(inputs.shape[1]), int(inputs.shape[3])
@@ -196,9 +254,11 @@ def _grid_mean(inputs, grid: int):
 def _summarise(model: tf_keras.Model, layer: str, grid: int):
     """`layer`'s FeatureSummary (the standardised image's for INPUT_LAYER), named for the
     Quantizer, which keeps every "referral_*" layer in float."""
+    name = f"{LAYER_PREFIX}_summary_{layer}"
+    if layer == DETAIL_LAYER:
+        return DetailSummary(grid, name=name)(model.input)
     output = model.input if layer == INPUT_LAYER else model.get_layer(layer).output
-    return FeatureSummary(grid, standardise=layer == INPUT_LAYER,
-                          name=f"{LAYER_PREFIX}_summary_{layer}")(output)
+    return FeatureSummary(grid, standardise=layer == INPUT_LAYER, name=name)(output)
 
 
 def fit_gaussian(layer: str, grid: int, features: np.ndarray, labels: np.ndarray | None,

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from trainer import data, distribution, referral, summary_file
+from trainer.acquisition import REFERRAL_ACQUISITION, REFERRAL_SHIFT
 from trainer.config import TrainConfig
 from trainer.export import export_saved_model
 from trainer.train import train
@@ -48,10 +49,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     model = result.model
     if config.referral:  # OOD score + calibrated probabilities, inside the exported model
+        # Trained against acquisition changes: the referral accepts the milder ones too.
+        reacquire = (data.make_augmenter(config.image_size, REFERRAL_SHIFT, False, config.seed,
+                                         REFERRAL_ACQUISITION)
+                     if config.augment_acquisition > 0 else None)
         model, result.summary["referral"] = referral.fit_referral(
             model, train_split, eval_split, referral.ReferralConfig(
                 acceptance=config.ood_acceptance, components=config.ood_components,
-                target_accuracy=config.referral_target_accuracy))
+                target_accuracy=config.referral_target_accuracy), reacquire)
         print("referral:", {k: v for k, v in result.summary["referral"].items()
                             if k not in ("method", "layers")})
     export_saved_model(model, config.image_size, fn_args.serving_model_dir)

@@ -85,7 +85,8 @@ def _train_classifier(config: TrainConfig, train_split: data.SplitLike,
                                    predict_eval_labels, strategy)
     # Each worker builds the same seeded dataset; Keras shards each global batch across them.
     dataset = data.training_dataset(train_split, config.batch_size, config.seed,
-                                    config.augment_shift, config.augment_flip, config.num_classes)
+                                    config.augment_shift, config.augment_flip, config.num_classes,
+                                    config.augment_acquisition)
     weights = (data.class_weights(train_split.labels, config.num_classes)
                if config.class_weighting else None)
     classifier.fit(dataset, epochs=config.epochs, class_weight=weights,
@@ -134,7 +135,8 @@ def _train_siamese(config: TrainConfig, train_split: data.SplitLike,
     selector = EvalMacroF1Selector(config, embedder, train_split, eval_split,
                                    predict_eval_labels)
     dataset = data.pk_dataset(train_split, config.pk_classes, config.pk_images, steps,
-                              config.seed, config.augment_shift, config.augment_flip)
+                              config.seed, config.augment_shift, config.augment_flip,
+                              config.augment_acquisition)
     embedder.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=[selector],
                  verbose=config.verbose)
 

@@ -25,7 +25,8 @@ SIZE = 64
 def test_float32_tflite_on_the_edge_matches_the_savedmodel(tmp_path):
     train_split = _phantoms(per_class=8, seed=7, size=SIZE)
     config = TrainConfig(model="attention", image_size=SIZE, epochs=6, batch_size=16,
-                         dropout=0.0, augment_shift=0.0, bn_recalibration_batches=2,
+                         dropout=0.0, augment_shift=0.0, augment_acquisition=0.0,
+                         bn_recalibration_batches=2,
                          target_eval_macro_f1=0.9, verbose=0)
     model = train.train(config, train_split, train_split).model
     saved_model = str(tmp_path / "saved_model")

@@ -1,5 +1,6 @@
 """Quantizer: TFLite variants scored on the edge LiteRT runner and gated on macro F1 drop."""
 
+import dataclasses
 import html
 import json
 import os
@@ -9,8 +10,13 @@ import pytest
 
 from components import quantizer
 from components.quantizer import NoVariantPassed, QuantizerConfig, quantize_and_select
+from components.shift_gate import ShiftGateConfig
 from tests.components import evalkit
 from trainer import split_reader
+
+# The tiny models here are not trained against acquisition changes; the battery's own tests are
+# test_the_battery_gates_every_variant below and tests/trainer/test_shift_measures.py.
+NO_BATTERY = ShiftGateConfig(images=0)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,7 @@ def models(tmp_path_factory):
 def test_standard_variants_are_scored_with_litert_timed_apart_and_the_fastest_passing_ships(
     models, tmp_path
 ):
-    config = QuantizerConfig(latency_runs=5)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, latency_runs=5)
     table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     rows = {row["variant"]: row for row in table["variants"]}
     assert set(rows) == {"float32", "float16", "dynamic", "int8"}
@@ -68,8 +74,8 @@ def test_objective_smallest_ships_the_smallest_and_the_report_says_why(models, t
     from components.report import ReportInputs, write_report
 
     quantized = tmp_path / "quantized"
-    config = QuantizerConfig(variants=("float32", "dynamic"), objective="smallest",
-                             latency_runs=3, latency_rounds=1)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("float32", "dynamic"),
+                             objective="smallest", latency_runs=3, latency_rounds=1)
     table = quantize_and_select(models["good"], models["examples"], str(quantized), config)
     assert table["selected"] == "dynamic"  # a quarter of float32's size
     reason = table["selection"]["reason"]
@@ -94,7 +100,7 @@ def test_variant_that_drops_too_much_f1_is_rejected_with_the_numbers(
         return real_convert(variant, saved_model_dir, train, config)
 
     monkeypatch.setattr(quantizer, "convert", convert)
-    config = QuantizerConfig(variants=("float32", "dynamic"), latency_runs=1)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("float32", "dynamic"), latency_runs=1)
     table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     rows = {row["variant"]: row for row in table["variants"]}
     rejected = rows["dynamic"]
@@ -116,7 +122,7 @@ def test_no_passing_variant_fails_the_component_with_every_message(
         return real_convert(variant, models["shuffled"], train, config)
 
     monkeypatch.setattr(quantizer, "convert", convert_the_shuffled_model)
-    config = QuantizerConfig(variants=("float32",), latency_runs=1)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("float32",), latency_runs=1)
     with pytest.raises(NoVariantPassed, match=r"float32: macro F1 0\.\d{3} is 0\.\d{3} below"):
         quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     with open(tmp_path / "variants.json") as handle:
@@ -124,7 +130,7 @@ def test_no_passing_variant_fails_the_component_with_every_message(
 
 
 def test_int8_io_variant_has_integer_input_and_still_passes(models, tmp_path):
-    config = QuantizerConfig(variants=("int8_io",), latency_runs=1)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("int8_io",), latency_runs=1)
     table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     row = table["variants"][0]
     assert row["input_dtype"] == "int8"
@@ -133,11 +139,32 @@ def test_int8_io_variant_has_integer_input_and_still_passes(models, tmp_path):
 
 @pytest.mark.slow
 def test_quantization_aware_training_variant_converts_and_passes(models, tmp_path):
-    config = QuantizerConfig(variants=("qat",), qat_epochs=1, latency_runs=1)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("qat",), qat_epochs=1, latency_runs=1)
     table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     row = table["variants"][0]
     assert "error" not in row, row.get("error")
     assert row["passed"], row["message"]
+
+
+def test_the_battery_gates_every_variant_and_says_which_cell_missed(models, tmp_path):
+    # Floors no model can miss, then one no model can meet: the wiring, both ways.
+    lenient = ShiftGateConfig(images=8, families=("gamma", "source_resolution"),
+                              min_ok_accuracy=0.01, min_mild_acceptance=0.0,
+                              min_resolution_acceptance=0.0)
+    config = QuantizerConfig(variants=("float32",), latency_runs=1, latency_rounds=1,
+                             shift_gate=lenient)
+    table = quantize_and_select(models["good"], models["examples"], str(tmp_path / "a"), config)
+    battery, row = table["shift_battery"], table["variants"][0]
+    assert set(battery["families"]) == {"gamma", "source_resolution"}
+    assert len(battery["float"]["cells"]) == len(row["shift"]["cells"]) == 8
+    assert battery["images"] == 8 and row["passed"] and row["shift"]["passed"]
+    assert "acquisition-shift battery, 8 cells: pass" in row["message"]
+
+    impossible = dataclasses.replace(lenient, min_ok_accuracy=1.01)
+    config = dataclasses.replace(config, shift_gate=impossible)
+    with pytest.raises(NoVariantPassed, match=r"float32: .*acquisition-shift battery, 8 cells: "
+                       r"FAIL \(\d+ checks: gamma@0\.85: accuracy among ok [01]\.\d{3} < 1\.01"):
+        quantize_and_select(models["good"], models["examples"], str(tmp_path / "b"), config)
 
 
 def test_config_rejects_unknown_variants_and_round_trips_json():
@@ -146,7 +173,8 @@ def test_config_rejects_unknown_variants_and_round_trips_json():
     with pytest.raises(ValueError, match="max_f1_drop"):
         QuantizerConfig(max_f1_drop=-0.1)
     config = QuantizerConfig(variants=("float16", "qat"), max_f1_drop=0.02,
-                             float_layers=("standardise",))
+                             float_layers=("standardise",),
+                             shift_gate=ShiftGateConfig(images=40, families=("blur",)))
     assert QuantizerConfig.from_json(config.to_json()) == config
 
 
@@ -267,8 +295,8 @@ def test_int8_ships_the_calibration_closest_to_float_on_eval(models, tmp_path):
     from edge import spec
     from edge.runtime import ModelRunner
 
-    config = QuantizerConfig(variants=("int8",), calibration_candidates=3, latency_runs=1,
-                             latency_rounds=1)
+    config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("int8",), calibration_candidates=3,
+                             latency_runs=1, latency_rounds=1)
     table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     row = table["variants"][0]
     calibration = row["calibration"]

@@ -49,14 +49,15 @@ def test_full_report_renders_in_headless_chromium(tmp_path):
     page = open(path, encoding="utf-8").read()
     assert "SYNTHETIC DATA" in page and "run-7" in page
     assert "empty_file" in page and "2 duplicate groups" in page
-    for png in ("training_curves.png", "attention_overlays.png"):
+    assert "Acquisition shift: what `ok` promises" in page and "source_resolution@4" in page
+    for png in ("training_curves.png", "attention_overlays.png", "shift_battery.png"):
         assert os.path.getsize(os.path.join(out, png)) > 1000
     if evalkit.chromium_binary() is None:
         pytest.skip("chromium is not on PATH (Debian package: chromium)")
     evalkit.assert_renders_cleanly(
         path, str(tmp_path),
         ("SYNTHETIC DATA", "Quarantined files", "Siamese embeddings", "Embeddings before training",
-         "Attention overlays", "TFLite variants", "eval_macro_f1"),
+         "Attention overlays", "TFLite variants", "eval_macro_f1", "Acquisition shift"),
     )
 
 

@@ -46,6 +46,9 @@ def e2e_config(tmp_path_factory):
         # lesion phantoms' demo model int8 and dynamic lost 0.05 macro F1). dynamic-range is
         # left out here (two runs convert and time every variant; other tests cover it).
         quantization_variants=("float16", "int8"),
+        # Phantoms drawn at 64 px only: the acquisition-shift battery is `make demo`'s (mixed
+        # sizes) and tests/trainer/test_shift_measures.py's.
+        shift_gate_images=0,
         beam_pipeline_args=("--direct_running_mode=multi_processing",
                             "--direct_num_workers=2"))
 

@@ -32,7 +32,7 @@ def test_tfx_cli_run_killed_after_the_trainer_resumes_from_the_cache(tmp_path):
     env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_home"),
                CXR_PIPELINE_NAME=PIPELINE_NAME, CXR_DATA_ROOT=str(data_root),
                CXR_PIPELINE_ROOT=str(pipeline_root), CXR_IMAGE_SIZE="32", CXR_EPOCHS="1",
-               CXR_QUANTIZATION_VARIANTS="dynamic",
+               CXR_QUANTIZATION_VARIANTS="dynamic", CXR_SHIFT_GATE_IMAGES="0",
                CXR_BEAM_PIPELINE_ARGS="--direct_num_workers=1")
     tfx = str(Path(sys.executable).parent / "tfx")
     runner = str(REPO_ROOT / "pipelines" / "local_runner.py")

@@ -28,7 +28,8 @@ def phantoms():
 def overfit_config(model, **overrides):
     return TrainConfig(
         model=model, image_size=SIZE, epochs=MAX_EPOCHS, batch_size=16, learning_rate=3e-3,
-        warmup_epochs=1, dropout=0.0, augment_shift=0.0, bn_recalibration_batches=2,
+        warmup_epochs=1, dropout=0.0, augment_shift=0.0, augment_acquisition=0.0,
+        bn_recalibration_batches=2,
         early_stopping_patience=MAX_EPOCHS, target_eval_macro_f1=0.9, verbose=0,
         pk_classes=4, pk_images=8, steps_per_epoch=2, embedding_dims=32, **overrides,
     )
