@@ -12,6 +12,7 @@ Out-of-Distribution Samples and Adversarial Attacks", extended to several layers
   the last layer's is class-conditional (distance to the nearest class mean).
 - Each layer's Mahalanobis distance is divided by its eval-split `layer_quantile`; the score is
   the largest of those ratios, divided by its own eval quantile at `acceptance` (default 0.99).
+  The image-quality summary has a cut of its own (`_set_scales`), not outvoted by the others.
   So `ood_score > 1` means "unlike the training images", and 99% of eval images score <= 1.
 Measured (FINDINGS): the final layer alone cannot both accept 99% of eval and flag non-X-rays;
 early layers see what the late ones discard (flat fields, noise, texture, contrast layout).
@@ -75,6 +76,7 @@ class ReferralConfig:
     target_accuracy: float = 0.97  # among accepted eval images at or above refer_below
     batch_size: int = 64
     layers: tuple[tuple[str, int], ...] = FEATURE_LAYERS  # (layer, grid) pairs summarised
+    own_cut_layers: tuple[str, ...] = (DETAIL_LAYER,)  # cut on their own (_set_scales)
 
 
 @dataclasses.dataclass
@@ -131,12 +133,8 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
     clean = np.concatenate(clean)
     probabilities = np.concatenate(probabilities)
     eval_labels = np.concatenate(eval_labels)
-    for index, gaussian in enumerate(gaussians):
-        gaussian.scale = float(np.quantile(distances[:, index], config.layer_quantile))
-    eval_layer_scores = distances / np.array([g.scale for g in gaussians])
-    combined = eval_layer_scores.max(axis=1)
-    ood_scale = float(np.quantile(combined, config.acceptance))
-    eval_ood = combined[clean] / ood_scale
+    ood_scale = _set_scales(gaussians, distances, config)
+    eval_ood = (distances / np.array([g.scale for g in gaussians])).max(axis=1)[clean] / ood_scale
 
     temperature = fit_temperature(probabilities, eval_labels)
     calibrated = apply_temperature(probabilities, temperature)
@@ -160,6 +158,37 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
         "eval_accuracy_at_refer_below": accuracy,
     }
     return exported, summary
+
+
+def _set_scales(gaussians: list[LayerGaussian], distances: np.ndarray,
+                config: ReferralConfig) -> float:
+    """Sets each layer's scale and returns the OOD scale (score = max of distance / scale, over
+    the OOD scale; 1 is the cut).
+
+    Most layers share one cut: each distance over its eval `layer_quantile`, their maximum
+    cut at the quantile that accepts `acceptance` of eval. Image quality (DETAIL_LAYER) gets a
+    cut of its own at the same eval quantile as that shared one, so a blur or sharpening that
+    moves only the detail summary is not outvoted by the other layers' spread. The common
+    quantile is the smallest at which both cuts together accept `acceptance` of eval."""
+    for index, gaussian in enumerate(gaussians):
+        gaussian.scale = float(np.quantile(distances[:, index], config.layer_quantile))
+    ratios = distances / np.array([g.scale for g in gaussians])
+    own = [i for i, g in enumerate(gaussians) if g.layer in config.own_cut_layers]
+    shared = [i for i in range(len(gaussians)) if i not in own]
+    if not own or not shared:
+        return float(np.quantile(ratios.max(axis=1), config.acceptance))
+    combined = ratios[:, shared].max(axis=1)
+    for quantile in np.linspace(config.acceptance, 1.0, 201):
+        ood_scale = float(np.quantile(combined, quantile))
+        cuts = {i: float(np.quantile(distances[:, i], quantile)) for i in own}
+        accepted = combined <= ood_scale
+        for i, cut in cuts.items():
+            accepted &= distances[:, i] <= cut
+        if accepted.mean() >= config.acceptance:
+            break
+    for i, cut in cuts.items():  # its distance / cut is its score: scale = cut / ood_scale
+        gaussians[i].scale = cut / ood_scale
+    return ood_scale
 
 
 def feature_extractor(model: tf_keras.Model, with_probabilities: bool = False,

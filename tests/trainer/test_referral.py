@@ -118,3 +118,21 @@ def test_rounding_noise_on_collapsed_features_does_not_read_as_out_of_distributi
     normal = np.linalg.qr(np.concatenate([basis, rng.normal(size=(256, 1))], axis=1))[0][:, 4]
     off_subspace = features[:200] + 1.0 * normal
     assert np.median(referral.distance(gaussian, off_subspace)) > 3 * typical
+
+
+def test_the_detail_summary_gets_a_cut_of_its_own_and_eval_acceptance_holds():
+    rng = np.random.default_rng(3)
+    distances = rng.chisquare(8, size=(2000, 4))  # three shared layers, then the detail one
+    gaussians = [referral.LayerGaussian(layer, 1, None, None, None, 0.0, 0.0) for layer in
+                 ("input", "block2b_add", "top_activation", referral.DETAIL_LAYER)]
+    config = referral.ReferralConfig()
+    ood_scale = referral._set_scales(gaussians, distances, config)
+    scores = (distances / np.array([g.scale for g in gaussians])).max(axis=1) / ood_scale
+    assert config.acceptance <= (scores <= 1).mean() <= config.acceptance + 0.003
+    # The detail layer alone is referred beyond its own eval tail; with one shared cut it
+    # would have needed a larger distance (the maximum over four layers has the wider tail).
+    own_cut = gaussians[3].scale * ood_scale
+    shared = [referral.LayerGaussian(g.layer, 1, None, None, None, 0.0, 0.0) for g in gaussians]
+    shared_scale = referral._set_scales(shared, distances,
+                                        referral.ReferralConfig(own_cut_layers=()))
+    assert own_cut < shared[3].scale * shared_scale
