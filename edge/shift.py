@@ -177,7 +177,7 @@ FAMILIES = {family.name: family for family in (
     Family("blur", "a softer detector, motion, or smoothing before export",
            "Gaussian sigma in model pixels", (0.5, 0.8, 1.2, 2.0), _blur),
     Family("sharpen", "the modality's edge enhancement (unsharp mask)",
-           "unsharp-mask amount", (0.5, 1.0, 2.0), _sharpen),
+           "unsharp-mask amount", (0.3, 0.6, 1.0), _sharpen),
     Family("gamma", "another detector response or tone curve", "gamma exponent",
            (0.85, 1.2, 0.7, 1.5), _gamma),
     Family("contrast", "another window width or no contrast enhancement",
