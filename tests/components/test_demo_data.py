@@ -45,6 +45,17 @@ def test_an_image_does_not_depend_on_how_many_were_asked_for(tmp_path):
         assert _sha(small[name][0]) == _sha(large[name][0])
 
 
+def test_mixed_sizes_are_drawn_per_image(tmp_path):
+    written = demo_data.generate(str(tmp_path), per_class=12, size=32, seed=4, max_size=128,
+                                 class_names=("COVID", "Normal"))
+    sides = [Image.open(path).size for paths in written.values() for path in paths]
+    assert all(w == h and 32 <= w <= 128 for w, h in sides)
+    assert len({w for w, _ in sides}) > 10
+    # Each image's side is its own draw: asking for more images does not move it.
+    assert demo_data.drawn_size("COVID", 5, 32, 128, 4) == Image.open(
+        written["COVID"][4]).size[0]
+
+
 def test_cli_writes_the_requested_images(tmp_path, capsys):
     code = demo_data.main(["--out", str(tmp_path), "--per-class", "2", "--size", "48",
                            "--seed", "9"])
