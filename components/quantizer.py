@@ -84,6 +84,9 @@ OBJECTIVES = ("fastest", "smallest")
 # issue 12). From block1 on, everything stays int8 (the referral head aside: _in_referral_head).
 FLOAT_LAYERS = ("standardise", "gray_to_rgb", "stem_conv")
 REFERRAL_LAYER_PREFIX = "referral"  # trainer.referral.LAYER_PREFIX (no TF import at load)
+# The battery scores tens of thousands of inputs per variant; its answers, unlike its timings,
+# do not depend on the thread count.
+SHIFT_BATTERY_THREADS = 2
 
 
 class QuantizedModel(artifact.Artifact):
@@ -207,8 +210,8 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
     ood_set = ood_images.generate(image_size)
     ood_inputs = np.stack([to_model_input(pixels, image_size) for _, _, pixels in ood_set])
     families = [family for family, _, _ in ood_set]
-    reference_outputs = referral_gate.Outputs(
-        *_tf_outputs(signature, test.images), *_tf_outputs(signature, ood_inputs))
+    reference_outputs = referral_gate.Outputs.of(
+        _tf_outputs(signature, test.images), _tf_outputs(signature, ood_inputs))
     reference = _score(reference_outputs.test_probabilities, test.labels, config.class_names)
     if referral:
         reference["referral"] = referral_gate.measure(reference_outputs, referral, families)
@@ -304,7 +307,7 @@ def _shift_battery(signature, rows: list[dict], test, referral: dict, image_size
     originals = [load_grayscale(test.encoded[index]) for index in chosen]
     labels = test.labels[chosen]
     models = {"float": lambda inputs: _tf_outputs(signature, inputs)}
-    runners = {row["variant"]: ModelRunner(row["file"], threads=1)
+    runners = {row["variant"]: ModelRunner(row["file"], threads=SHIFT_BATTERY_THREADS)
                for row in rows if "error" not in row}
     models.update({name: (lambda inputs, r=runner: _runner_outputs(r, inputs))
                    for name, runner in runners.items()})
@@ -462,7 +465,7 @@ class FidelitySet:
     calibration is chosen against (never the test split, which gates the chosen one)."""
 
     images: np.ndarray
-    reference: tuple  # (probabilities [N, C], ood_score [N] or None)
+    reference: tuple  # (probabilities [N, C], ood_score [N] or None, stability [N] or None)
     referral: dict
 
 
@@ -539,9 +542,9 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config,
     Latency is timed later, in a fresh process per variant (`_time_variants`): this runner has
     shared the process with the converter and the other variants."""
     runner = ModelRunner(path, threads=1)
-    outputs = referral_gate.Outputs(
-        *_runner_outputs(runner, test.images),
-        *_runner_outputs(runner, ood_inputs if ood_inputs is not None else test.images[:0]))
+    outputs = referral_gate.Outputs.of(
+        _runner_outputs(runner, test.images),
+        _runner_outputs(runner, ood_inputs if ood_inputs is not None else test.images[:0]))
     probabilities = outputs.test_probabilities
     scores = _score(probabilities, test.labels, config.class_names)
     drop = reference["macro_f1"] - scores["macro_f1"]
@@ -711,7 +714,7 @@ def _referral_output_tensors(interpreter) -> set[str]:
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     outputs = interpreter.get_signature_runner(spec.TENSOR_SIGNATURE).get_output_details()
     return {names[detail["index"]] for key, detail in outputs.items()
-            if key in (spec.OOD_SCORE_KEY, spec.PROBABILITIES_KEY)}
+            if key in (spec.OOD_SCORE_KEY, spec.PROBABILITIES_KEY, spec.STABILITY_KEY)}
 
 
 @tfx.dsl.components.component
@@ -814,7 +817,8 @@ def _device_referral(record: dict | None) -> dict:
     """What the manifest carries for the device: thresholds and how they were chosen."""
     keep = ("method", "ood_threshold", "refer_below", "temperature", "acceptance_target",
             "eval_acceptance", "target_accuracy", "eval_coverage_at_refer_below",
-            "ece_eval_before", "ece_eval_after")
+            "ece_eval_before", "ece_eval_after", "consistency_method", "unstable_below",
+            "eval_unstable")
     return {key: record[key] for key in keep if key in (record or {})}
 
 
@@ -832,32 +836,38 @@ def _referral_record(referral: dict, reference, labels) -> dict | None:
                        "risk_coverage_test": curve[::step] + curve[-1:]}
 
 
+SCORE_KEYS = (spec.OOD_SCORE_KEY, spec.STABILITY_KEY)  # per-image referral scores, [N] each
+
+
 def _tf_outputs(signature, images: np.ndarray, batch_size: int = 32):
-    """(probabilities [N, C], ood_score [N] or None) of the float SavedModel."""
+    """(probabilities [N, C], ood_score [N] or None, stability [N] or None) of the float
+    SavedModel."""
     import tensorflow as tf
 
-    has_ood = spec.OOD_SCORE_KEY in signature.structured_outputs
+    present = [key for key in SCORE_KEYS if key in signature.structured_outputs]
     classes = int(signature.structured_outputs[spec.PROBABILITIES_KEY].shape[-1])
-    probabilities, ood = [np.zeros((0, classes), np.float32)], [np.zeros(0, np.float32)]
+    probabilities = [np.zeros((0, classes), np.float32)]
+    scores = {key: [np.zeros(0, np.float32)] for key in present}
     for start in range(0, len(images), batch_size):
         batch = tf.constant(images[start:start + batch_size])
         outputs = signature(**{spec.IMAGE_TENSOR_KEY: batch})
         probabilities.append(outputs[spec.PROBABILITIES_KEY].numpy())
-        if has_ood:
-            ood.append(outputs[spec.OOD_SCORE_KEY].numpy().reshape(-1))
-    return np.concatenate(probabilities), np.concatenate(ood) if has_ood else None
+        for key in present:
+            scores[key].append(outputs[key].numpy().reshape(-1))
+    return (np.concatenate(probabilities),
+            *(np.concatenate(scores[key]) if key in scores else None for key in SCORE_KEYS))
 
 
 def _runner_outputs(runner: ModelRunner, images: np.ndarray):
-    """(probabilities [N, C], ood_score [N] or None) of a TFLite model on the edge runner."""
+    """(probabilities [N, C], ood_score [N] or None, stability [N] or None) of a TFLite model
+    on the edge runner."""
     results = [runner.run(image) for image in images]
     classes = runner.class_count
     probabilities = (np.stack([r[spec.PROBABILITIES_KEY] for r in results]) if results
                      else np.zeros((0, classes), np.float32))
-    if spec.OOD_SCORE_KEY not in runner.outputs:
-        return probabilities, None
-    return probabilities, np.asarray(
-        [float(np.asarray(r[spec.OOD_SCORE_KEY]).reshape(-1)[0]) for r in results])
+    return (probabilities, *(
+        np.asarray([float(np.asarray(r[key]).reshape(-1)[0]) for r in results], np.float64)
+        if key in runner.outputs else None for key in SCORE_KEYS))
 
 
 def _score(probabilities: np.ndarray, labels: np.ndarray, class_names) -> dict:

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from edge.classifier import REASON_OUT_OF_DISTRIBUTION, STATUS_REFER, decide
+from edge.classifier import REASON_OUT_OF_DISTRIBUTION, REASON_UNSTABLE, STATUS_REFER, decide
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,30 +29,44 @@ class ReferralGateConfig:
 
 @dataclasses.dataclass
 class Outputs:
-    """A model's outputs on the test split and on the OOD set."""
+    """A model's outputs on the test split and on the OOD set (stability: None for a model
+    without the consistency check)."""
 
     test_probabilities: np.ndarray
     test_ood: np.ndarray | None
     ood_probabilities: np.ndarray
     ood_ood: np.ndarray | None
+    test_stability: np.ndarray | None = None
+    ood_stability: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, test: tuple, ood: tuple) -> Outputs:
+        """From two (probabilities, ood_score, stability) tuples, as the Quantizer reads them."""
+        return cls(test[0], test[1], ood[0], ood[1], *(test[2:3] or (None,)),
+                   *(ood[2:3] or (None,)))
 
 
 def decisions(probabilities: np.ndarray, ood_scores: np.ndarray | None,
-              referral: dict) -> list[tuple[str, str | None]]:
+              referral: dict, stability: np.ndarray | None = None
+              ) -> list[tuple[str, str | None]]:
     threshold = float(referral.get("ood_threshold", 1.0))
     refer_below = float(referral.get("refer_below", 0.0))
+    unstable_below = float(referral.get("unstable_below", 0.0))
     return [decide(p, None if ood_scores is None else float(ood_scores[i]), threshold,
-                   refer_below) for i, p in enumerate(probabilities)]
+                   refer_below, None if stability is None else float(stability[i]),
+                   unstable_below) for i, p in enumerate(probabilities)]
 
 
 def measure(outputs: Outputs, referral: dict, families: list[str] | None = None) -> dict:
     """Acceptance on test, OOD referral (overall and per family), ok share on test."""
-    test = decisions(outputs.test_probabilities, outputs.test_ood, referral)
-    ood = decisions(outputs.ood_probabilities, outputs.ood_ood, referral)
+    test = decisions(outputs.test_probabilities, outputs.test_ood, referral,
+                     outputs.test_stability)
+    ood = decisions(outputs.ood_probabilities, outputs.ood_ood, referral, outputs.ood_stability)
     out_of_distribution = [reason == REASON_OUT_OF_DISTRIBUTION for _, reason in ood]
     result = {
         "test_acceptance": _share(reason != REASON_OUT_OF_DISTRIBUTION for _, reason in test),
         "test_ok": _share(status != STATUS_REFER for status, _ in test),
+        "test_unstable": _share(reason == REASON_UNSTABLE for _, reason in test),
         "ood_referred": _share(out_of_distribution),
         "ood_images": len(ood),
     }
@@ -68,25 +82,28 @@ def measure(outputs: Outputs, referral: dict, families: list[str] | None = None)
 def agreement(reference: Outputs, candidate: Outputs, referral: dict) -> float:
     """Share of test + OOD images with the same ok/refer status under both models."""
     same = np.concatenate([
-        same_status((reference.test_probabilities, reference.test_ood),
-                    (candidate.test_probabilities, candidate.test_ood), referral),
-        same_status((reference.ood_probabilities, reference.ood_ood),
-                    (candidate.ood_probabilities, candidate.ood_ood), referral)])
+        same_status((reference.test_probabilities, reference.test_ood,
+                     reference.test_stability),
+                    (candidate.test_probabilities, candidate.test_ood,
+                     candidate.test_stability), referral),
+        same_status((reference.ood_probabilities, reference.ood_ood, reference.ood_stability),
+                    (candidate.ood_probabilities, candidate.ood_ood, candidate.ood_stability),
+                    referral)])
     return _share(same)
 
 
 def same_status(reference: tuple, candidate: tuple, referral: dict) -> np.ndarray:
     """Per image, whether two models give it the same ok/refer status; each model's outputs
-    as (probabilities, ood_scores)."""
-    before, after = (statuses_of(probabilities, ood, referral)
-                     for probabilities, ood in (reference, candidate))
+    as (probabilities, ood_scores) or (probabilities, ood_scores, stability)."""
+    before, after = (statuses_of(outputs[0], outputs[1], referral, *outputs[2:3])
+                     for outputs in (reference, candidate))
     return np.array([a == b for a, b in zip(before, after, strict=True)], bool)
 
 
 def statuses_of(probabilities: np.ndarray, ood_scores: np.ndarray | None,
-                referral: dict) -> list[str]:
+                referral: dict, stability: np.ndarray | None = None) -> list[str]:
     """Each image's ok/refer status."""
-    return [status for status, _ in decisions(probabilities, ood_scores, referral)]
+    return [status for status, _ in decisions(probabilities, ood_scores, referral, stability)]
 
 
 def verdict(measured: dict, agreed: float | None,

@@ -25,10 +25,16 @@ import numpy as np
 
 from components import referral_gate
 from edge import shift
-from edge.classifier import REASON_LOW_CONFIDENCE, REASON_OUT_OF_DISTRIBUTION, STATUS_OK
+from edge.classifier import (
+    REASON_LOW_CONFIDENCE,
+    REASON_OUT_OF_DISTRIBUTION,
+    REASON_UNSTABLE,
+    STATUS_OK,
+)
 
 RESOLUTION_FAMILY = "source_resolution"
-# A model's outputs on a batch of model inputs: (probabilities [N, C], ood_score [N] or None).
+# A model's outputs on a batch of model inputs: (probabilities [N, C], ood_score [N] or None,
+# and optionally stability [N] or None).
 Predict = Callable[[np.ndarray], tuple]
 
 
@@ -59,14 +65,15 @@ def measure(models: dict[str, Predict], images: list[np.ndarray], labels: np.nda
     for cell in shift.cells(config.families or None):
         inputs = shift.model_inputs(images, cell, model_size, config.seed)
         for name, predict in models.items():
-            probabilities, ood = predict(inputs)
-            rows[name].append(cell_row(cell, probabilities, ood, labels, referral))
+            probabilities, ood, *stability = predict(inputs)
+            rows[name].append(cell_row(cell, probabilities, ood, labels, referral,
+                                       *stability[:1]))
     return rows
 
 
 def cell_row(cell: shift.Cell, probabilities: np.ndarray, ood: np.ndarray | None,
-             labels: np.ndarray, referral: dict) -> dict:
-    decisions = referral_gate.decisions(probabilities, ood, referral)
+             labels: np.ndarray, referral: dict, stability: np.ndarray | None = None) -> dict:
+    decisions = referral_gate.decisions(probabilities, ood, referral, stability)
     ok = np.array([status == STATUS_OK for status, _ in decisions], bool)
     right = probabilities.argmax(axis=1) == labels
     reasons = [reason for _, reason in decisions]
@@ -81,6 +88,7 @@ def cell_row(cell: shift.Cell, probabilities: np.ndarray, ood: np.ndarray | None
         "accuracy_all": _share(right),
         "wrong_ok": int((ok & ~right).sum()),
         "referred_ood": _share(r == REASON_OUT_OF_DISTRIBUTION for r in reasons),
+        "referred_unstable": _share(r == REASON_UNSTABLE for r in reasons),
         "referred_low_confidence": _share(r == REASON_LOW_CONFIDENCE for r in reasons),
     }
 

@@ -65,12 +65,15 @@ def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
     if with_ood and spec.ANDROID_REFER_CATEGORY in class_names:
         raise ValueError(f"a class is named {spec.ANDROID_REFER_CATEGORY!r}, the referral "
                          "category export-android adds")
+    unstable_below = (classifier.unstable_below
+                      if with_ood and classifier.has_consistency_check else None)
     record = referral_record(class_names, with_ood, classifier.ood_threshold,
-                             classifier.refer_below, classifier.input_size)
+                             classifier.refer_below, classifier.input_size, unstable_below)
     metadata_writer = _import_metadata_writer()
     buffer = _adapt_for_image_classifier(
         runner.model_path.read_bytes(), spec.PROBABILITIES_KEY,
         ood_threshold=classifier.ood_threshold if with_ood else None,
+        unstable_below=unstable_below,
     )
     writer = metadata_writer.MetadataWriter.create(bytearray(buffer))
     writer.add_general_info(MODEL_NAME, json.dumps(record, sort_keys=True))
@@ -99,13 +102,17 @@ def referral_path(model_out: str | os.PathLike) -> Path:
 
 
 def referral_record(class_names: list[str], with_ood: bool, ood_threshold: float,
-                    refer_below: float, input_size: int) -> dict:
+                    refer_below: float, input_size: int,
+                    unstable_below: float | None = None) -> dict:
     """What the app needs to reproduce edge.classifier.decide from ImageClassifier's answer."""
     categories = class_names + ([spec.ANDROID_REFER_CATEGORY] if with_ood else [])
     if with_ood:
+        unstable = ("" if unstable_below is None else
+                    f" or its stability < {unstable_below:g}, i.e. out_of_distribution or "
+                    "unstable")
         rule = (
             f"top category {spec.ANDROID_REFER_CATEGORY!r} -> refer (out_of_distribution; "
-            f"the model scores it 1 when its OOD score > {ood_threshold:g}); "
+            f"the model scores it 1 when its OOD score > {ood_threshold:g}{unstable}); "
             f"else top score < {refer_below:g} -> refer (low_confidence); else ok"
         )
     else:
@@ -117,6 +124,7 @@ def referral_record(class_names: list[str], with_ood: bool, ood_threshold: float
         "class_names": class_names,
         "refer_category": spec.ANDROID_REFER_CATEGORY if with_ood else None,
         "ood_threshold": ood_threshold if with_ood else None,  # baked into the model
+        "unstable_below": unstable_below,  # baked into the model; None: no consistency check
         "refer_below": refer_below,  # the app applies it to the top score
         "rule": rule,
         # MediaPipe's own resize has no antialiasing (it changed a third of the decisions on
@@ -171,7 +179,8 @@ LUMA_WEIGHTS = tuple(weight / 2**16 for weight in (19595, 38470, 7471))
 
 
 def _adapt_for_image_classifier(model_buffer: bytes, output_key: str,
-                                ood_threshold: float | None = None) -> bytes:
+                                ood_threshold: float | None = None,
+                                unstable_below: float | None = None) -> bytes:
     """Keeps only `output_key` as graph output (with the referral category folded in when
     ood_threshold is given) and puts an RGB-to-gray conv before the input."""
     import flatbuffers
@@ -227,9 +236,15 @@ def _adapt_for_image_classifier(model_buffer: bytes, output_key: str,
         if ood_threshold is not None:
             if spec.OOD_SCORE_KEY not in by_name:
                 raise ValueError(f"the model's signature has no {spec.OOD_SCORE_KEY!r} output")
+            stability = None
+            if unstable_below is not None:
+                if spec.STABILITY_KEY not in by_name:
+                    raise ValueError(
+                        f"the model's signature has no {spec.STABILITY_KEY!r} output")
+                stability = (by_name[spec.STABILITY_KEY].tensorIndex, unstable_below)
             keep.tensorIndex = _fold_referral(
                 schema, subgraph, keep.tensorIndex, by_name[spec.OOD_SCORE_KEY].tensorIndex,
-                ood_threshold, add_buffer, add_tensor, add_operator,
+                ood_threshold, add_buffer, add_tensor, add_operator, stability,
             )
         subgraph.outputs = [keep.tensorIndex]
         signature.outputs = [keep]
@@ -260,11 +275,16 @@ def _adapt_for_image_classifier(model_buffer: bytes, output_key: str,
 
 
 def _fold_referral(schema, subgraph, probabilities: int, ood_score: int, ood_threshold: float,
-                   add_buffer, add_tensor, add_operator) -> int:
+                   add_buffer, add_tensor, add_operator,
+                   stability: tuple[int, float] | None = None) -> int:
     """Appends ops computing [probabilities * accept, 1 - accept] ([1, classes + 1]) with
-    accept = float(ood_score <= ood_threshold): edge.classifier.decide's OOD rule (NaN is
+    accept = float(ood_score <= ood_threshold), and with `stability` (tensor, unstable_below)
+    also stability >= unstable_below: edge.classifier.decide's OOD and unstable rules (NaN is
     referred), exactly, not a smooth approximation. Returns the new tensor's index."""
-    for index, key in ((probabilities, spec.PROBABILITIES_KEY), (ood_score, spec.OOD_SCORE_KEY)):
+    checked = [(probabilities, spec.PROBABILITIES_KEY), (ood_score, spec.OOD_SCORE_KEY)]
+    if stability is not None:
+        checked.append((stability[0], spec.STABILITY_KEY))
+    for index, key in checked:
         if subgraph.tensors[index].type != schema.TensorType.FLOAT32:
             raise ValueError(f"export-android needs a float32 {key} output")
     classes = int(subgraph.tensors[probabilities].shape[-1])
@@ -278,6 +298,14 @@ def _fold_referral(schema, subgraph, probabilities: int, ood_score: int, ood_thr
     scaled = add_tensor(prefix + "class_scores", [1, classes])
     scores = add_tensor(prefix + "scores", [1, classes + 1])
     add_operator(schema.BuiltinOperator.LESS_EQUAL, [ood_score, threshold], [accepted])
+    if stability is not None:
+        floor = add_tensor(prefix + "unstable_below", [1, 1], add_buffer([[stability[1]]]))
+        stable = add_tensor(prefix + "stable", [1, 1], tensor_type=schema.TensorType.BOOL)
+        both = add_tensor(prefix + "accepted_and_stable", [1, 1],
+                          tensor_type=schema.TensorType.BOOL)
+        add_operator(schema.BuiltinOperator.GREATER_EQUAL, [stability[0], floor], [stable])
+        add_operator(schema.BuiltinOperator.LOGICAL_AND, [accepted, stable], [both])
+        accepted = both
     add_operator(schema.BuiltinOperator.CAST, [accepted], [accept])
     add_operator(schema.BuiltinOperator.SUB, [one, accept], [refer],
                  schema.BuiltinOptions.SubOptions, schema.SubOptionsT())

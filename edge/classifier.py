@@ -25,16 +25,22 @@ STATUS_ERROR = "error"
 # no class answer to lean on, however confident the softmax looks.
 REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
 REASON_LOW_CONFIDENCE = "low_confidence"
+# A mild re-acquisition of the image (a slight blur or sharpening) changed the model's answer:
+# its class evidence is at the edge of what the acquisition kept (trainer/consistency.py).
+REASON_UNSTABLE = "unstable"
 
 
 def decide(probabilities: np.ndarray, ood_score: float | None, ood_threshold: float,
-           refer_below: float) -> tuple[str, str | None]:
+           refer_below: float, stability: float | None = None,
+           unstable_below: float = 0.0) -> tuple[str, str | None]:
     """(status, reason) of one image: the device's decision, also what the Quantizer gates.
 
     Out of distribution first (an image unlike the training data gets no class answer to lean
-    on, however confident its softmax), then low confidence."""
+    on, however confident its softmax), then unstable, then low confidence."""
     if ood_score is not None and not ood_score <= ood_threshold:  # NaN is referred too
         return STATUS_REFER, REASON_OUT_OF_DISTRIBUTION
+    if stability is not None and not stability >= unstable_below:
+        return STATUS_REFER, REASON_UNSTABLE
     if float(np.max(probabilities)) < refer_below:
         return STATUS_REFER, REASON_LOW_CONFIDENCE
     return STATUS_OK, None
@@ -71,6 +77,7 @@ class Prediction:
     embedding: np.ndarray | None = None
     reason: str | None = None  # REASON_* when status is STATUS_REFER
     ood_score: float | None = None  # None for a model exported without one
+    stability: float | None = None  # None for a model without the consistency check
 
     @property
     def top_index(self) -> int:
@@ -121,6 +128,14 @@ class Classifier:
         return float(self.referral.get("ood_threshold", 1.0))
 
     @property
+    def unstable_below(self) -> float:
+        return float(self.referral.get("unstable_below", 0.0))
+
+    @property
+    def has_consistency_check(self) -> bool:
+        return spec.STABILITY_KEY in self.model.runner.outputs
+
+    @property
     def has_ood_score(self) -> bool:
         return spec.OOD_SCORE_KEY in self.model.runner.outputs
 
@@ -152,7 +167,10 @@ class Classifier:
         probabilities = outputs[spec.PROBABILITIES_KEY].astype(np.float32)
         ood = outputs.get(spec.OOD_SCORE_KEY)
         ood = None if ood is None else float(np.asarray(ood).reshape(-1)[0])
-        status, reason = decide(probabilities, ood, self.ood_threshold, self.refer_below)
+        stability = outputs.get(spec.STABILITY_KEY)
+        stability = None if stability is None else float(np.asarray(stability).reshape(-1)[0])
+        status, reason = decide(probabilities, ood, self.ood_threshold, self.refer_below,
+                                stability, self.unstable_below)
         attention = {
             key: value.reshape(value.shape[0], value.shape[1])
             for key, value in sorted(outputs.items())
@@ -167,4 +185,5 @@ class Classifier:
             embedding=outputs.get(spec.EMBEDDING_KEY),
             reason=reason,
             ood_score=ood,
+            stability=stability,
         )

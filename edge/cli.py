@@ -109,6 +109,8 @@ def classify_file(
             **({"reason": prediction.reason} if prediction.reason else {}),
             **({"ood_score": round(prediction.ood_score, 4)}
                if prediction.ood_score is not None else {}),
+            **({"stability": round(prediction.stability, 4)}
+               if prediction.stability is not None else {}),
             predicted_class=prediction.predicted_class,
             probability=round(prediction.top_probability, 6),
             probabilities={

@@ -249,12 +249,15 @@ def _check_types(manifest: dict, manifest_path: Path) -> None:
 
 
 def _valid_referral(referral) -> bool:
-    """{} or thresholds the classifier can use: ood_threshold > 0, refer_below in 0..1."""
+    """{} or thresholds the classifier can use: ood_threshold > 0, refer_below in 0..1,
+    unstable_below in -1..1 (a margin of probabilities)."""
     if not isinstance(referral, dict):
         return False
     ood, below = referral.get("ood_threshold", 1.0), referral.get("refer_below", 0.0)
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ood, below))
-    return numbers and ood > 0 and 0.0 <= below <= 1.0
+    unstable = referral.get("unstable_below", 0.0)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                  for v in (ood, below, unstable))
+    return numbers and ood > 0 and 0.0 <= below <= 1.0 and -1.0 <= unstable <= 1.0
 
 
 def _model_file_in(directory: Path, name, manifest_path: Path) -> Path:

@@ -43,6 +43,10 @@ EMBEDDING_KEY = "embedding"
 # [1]: out-of-distribution score (trainer/referral.py); above the manifest's ood_threshold
 # (1.0: the eval-chosen cut) the image is unlike the training data and is referred.
 OOD_SCORE_KEY = "ood_score"
+# [1]: the consistency check (trainer/consistency.py): the smallest margin of the image's top
+# class in the model's answers on mild re-acquisitions of it; below the manifest's
+# unstable_below (0: a re-acquisition changed the class) the image is referred as unstable.
+STABILITY_KEY = "stability"
 # SavedModel signature names.
 SERVING_SIGNATURE = "serving_default"  # encoded image bytes in
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Example in (TFMA Evaluator)

@@ -117,6 +117,9 @@ class TrainConfig:
     ood_acceptance: float = 0.99  # share of eval images the OOD threshold accepts
     ood_components: int = 64  # PCA directions per layer Gaussian
     referral_target_accuracy: float = 0.97  # eval accuracy at or above the default refer_below
+    # The answer on mild re-acquisitions of the image (trainer/consistency.py), inside the
+    # exported model: an image whose class a slight blur or sharpening changes is "unstable".
+    consistency_check: bool = True
 
     def __post_init__(self):
         self.class_names = tuple(self.class_names)

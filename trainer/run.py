@@ -15,7 +15,7 @@ the referral and writes the SavedModel and summary, the others write nothing.
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from trainer import data, distribution, referral, summary_file
+from trainer import consistency, data, distribution, referral, summary_file
 from trainer.acquisition import REFERRAL_ACQUISITION, REFERRAL_SHIFT
 from trainer.config import TrainConfig
 from trainer.export import export_saved_model
@@ -57,8 +57,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             model, train_split, eval_split, referral.ReferralConfig(
                 acceptance=config.ood_acceptance, components=config.ood_components,
                 target_accuracy=config.referral_target_accuracy), reacquire)
+        if config.consistency_check:
+            model = consistency.with_consistency(model)
+            result.summary["referral"] |= consistency.summary(model, eval_split)
         print("referral:", {k: v for k, v in result.summary["referral"].items()
-                            if k not in ("method", "layers")})
+                            if k not in ("method", "layers", "consistency_method")})
     export_saved_model(model, config.image_size, fn_args.serving_model_dir)
     summary_file.write_training_summary(fn_args.serving_model_dir, result.summary)
     print(f"exported to {fn_args.serving_model_dir}: best eval macro F1 "

@@ -21,10 +21,26 @@ import numpy as np
 
 from edge import spec
 from edge.android import export_android, referral_path
-from edge.classifier import REASON_OUT_OF_DISTRIBUTION, Classifier, Prediction
+from edge.classifier import REASON_OUT_OF_DISTRIBUTION, REASON_UNSTABLE, Classifier, Prediction
 
 # Within this of a threshold a last-bit difference may fall either side: not compared.
 NEAR_THRESHOLD = 1e-4
+# The app's reason for the referral category of a model with the consistency check folded in.
+REFER_CATEGORY_REASON = "out_of_distribution_or_unstable"
+
+
+def expected_decision(prediction: Prediction, record: dict) -> tuple[str, str | None]:
+    """cxr-edge's (status, reason) as the app can tell it: with the consistency check folded
+    into the referral category, out_of_distribution and unstable are one answer there."""
+    if record.get("unstable_below") is not None and prediction.reason in (
+            REASON_OUT_OF_DISTRIBUTION, REASON_UNSTABLE):
+        return prediction.status, REFER_CATEGORY_REASON
+    return prediction.status, prediction.reason
+
+
+def folded(prediction: Prediction) -> bool:
+    """Whether the export scores this image as the referral category."""
+    return prediction.reason in (REASON_OUT_OF_DISTRIBUTION, REASON_UNSTABLE)
 
 
 def app_decision(categories, record) -> tuple[str, str | None]:
@@ -32,7 +48,8 @@ def app_decision(categories, record) -> tuple[str, str | None]:
     referral record written next to the model."""
     top = max(categories, key=lambda category: category.score)
     if record["refer_category"] is not None and top.category_name == record["refer_category"]:
-        return "refer", "out_of_distribution"
+        return "refer", "out_of_distribution" if record.get("unstable_below") is None \
+            else REFER_CATEGORY_REASON
     if top.score < record["refer_below"]:
         return "refer", "low_confidence"
     return "ok", None
@@ -60,6 +77,7 @@ def image_classifier(path):
 class Compared:
     label: str
     expected: Prediction  # edge.classifier's
+    expected_decision: tuple[str, str | None]  # expected_decision(expected, record)
     scores: dict[str, float]  # ImageClassifier's, by category name
     decision: tuple[str, str | None]  # app_decision on ImageClassifier's answer
     near_threshold: bool
@@ -76,8 +94,11 @@ def compare(classifier: Classifier, exported, images) -> list[Compared]:
             near = abs(expected.top_probability - classifier.refer_below) < NEAR_THRESHOLD
             if expected.ood_score is not None:
                 near |= abs(expected.ood_score - classifier.ood_threshold) < NEAR_THRESHOLD
+            if expected.stability is not None:
+                near |= abs(expected.stability - classifier.unstable_below) < NEAR_THRESHOLD
             results.append(Compared(
-                label, expected, {c.category_name: c.score for c in categories},
+                label, expected, expected_decision(expected, record),
+                {c.category_name: c.score for c in categories},
                 app_decision(categories, record), near,
             ))  # fmt: skip
     return results
@@ -90,15 +111,15 @@ def summary(results: list[Compared]) -> dict:
     disagreements = [
         {"label": r.label, "cxr_edge": [r.expected.status, r.expected.reason],
          "android": list(r.decision)}
-        for r in compared if r.decision != (r.expected.status, r.expected.reason)
+        for r in compared if r.decision != r.expected_decision
     ]  # fmt: skip
-    ood = [r for r in compared if r.expected.reason == REASON_OUT_OF_DISTRIBUTION]
+    ood = [r for r in compared if folded(r.expected)]
     as_category = [r for r in ood if r.scores.get(spec.ANDROID_REFER_CATEGORY) == 1.0
                    and all(v == 0.0 for k, v in r.scores.items()
                            if k != spec.ANDROID_REFER_CATEGORY)]  # fmt: skip
     differences = [
         abs(r.scores[name] - float(p))
-        for r in compared if r.expected.reason != REASON_OUT_OF_DISTRIBUTION
+        for r in compared if not folded(r.expected)
         for name, p in zip(r.expected.class_names, r.expected.probabilities, strict=True)
     ]  # fmt: skip
     return {

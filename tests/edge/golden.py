@@ -10,6 +10,10 @@ PLAIN_MODEL = DATA_DIR / "plain_fp32.tflite"
 # 4 classes + ood_score, no attention: ood_score = mean level / 100; the top probability grows
 # with the brightness difference between the left and the right half.
 REFERRAL_MODEL = DATA_DIR / "referral_fp32.tflite"
+# The consistency check (trainer/consistency.py) around a classifier of one fine detail: class 0
+# when the centre pixel (16, 16) is brighter than the mean of the 5x5 patch around it, class 1
+# when darker; ood_score = mean level / 100. Outputs probabilities, ood_score and stability.
+CONSISTENCY_MODEL = DATA_DIR / "consistency_fp32.tflite"
 # The manifest's referral record the tests give it.
 REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6, "method": "test", "temperature": 1.0}
 

@@ -5,7 +5,9 @@ Run in the pipeline venv when the export contract (edge/spec.py tensor names) ch
     TF_USE_LEGACY_KERAS=1 python tests/edge/make_golden_models.py
 
 Writes tests/edge/data/: golden_<variant>.tflite for float32, float16, dynamic-range and three
-int8 flavours (float, int8 and uint8 I/O), a `plain_fp32.tflite` without attention, and
+int8 flavours (float, int8 and uint8 I/O), a `plain_fp32.tflite` without attention,
+`referral_fp32.tflite` (a steerable ood_score), `consistency_fp32.tflite` (the consistency
+check of trainer/consistency.py around a one-pixel-detail classifier), and
 golden_expected.npz holding the Keras model's outputs on fixed inputs, so the tests compare the
 interpreter against TensorFlow's own numbers. The models are untrained but deterministic and
 input-dependent (no BatchNorm, fixed seed), which is all a numerical parity check needs.
@@ -51,6 +53,33 @@ def main() -> None:
     (DATA_DIR / "plain_fp32.tflite").write_bytes(plain)
     print(f"plain_fp32.tflite: {len(plain)} bytes")
     write_referral_model()
+    write_consistency_model()
+
+
+def write_consistency_model() -> None:
+    from trainer.consistency import with_consistency
+
+    model = with_consistency(build_detail_model())
+    data = convert(model, "fp32", golden_inputs())
+    (DATA_DIR / "consistency_fp32.tflite").write_bytes(data)
+    print(f"consistency_fp32.tflite: {len(data)} bytes")
+
+
+def build_detail_model() -> keras.Model:
+    """The referral model's `ood_score` (mean level / 100) with a class read from one fine
+    detail a blur removes: class 0 when the centre pixel is brighter than the mean of the 5x5
+    patch around it, class 1 when darker (trainer/consistency.py's check sees a faint one)."""
+    image = keras.Input((SIZE, SIZE, 1), name=spec.IMAGE_TENSOR_KEY)
+    mean = keras.layers.GlobalAveragePooling2D()(image)
+    ood = keras.layers.Reshape((), name=spec.OOD_SCORE_KEY)(mean / 100.0)
+    centre = keras.layers.Cropping2D(((SIZE // 2, SIZE // 2 - 1), (SIZE // 2, SIZE // 2 - 1)))(
+        image)
+    patch = keras.layers.Cropping2D(((SIZE // 2 - 2, SIZE // 2 - 3),
+                                     (SIZE // 2 - 2, SIZE // 2 - 3)))(image)
+    detail = keras.layers.Flatten()(centre) - keras.layers.GlobalAveragePooling2D()(patch)
+    logits = keras.layers.Concatenate()([detail, -detail, 0 * detail - 5, 0 * detail - 5]) / 4.0
+    probabilities = keras.layers.Softmax(name=spec.PROBABILITIES_KEY)(logits)
+    return keras.Model(image, {spec.PROBABILITIES_KEY: probabilities, spec.OOD_SCORE_KEY: ood})
 
 
 def write_referral_model() -> None:

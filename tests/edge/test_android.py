@@ -153,3 +153,33 @@ def test_a_referral_category_name_clash_is_refused(tmp_path, capsys):
     code = cli.main(["export-android", "--model", str(pushed), "--out", str(tmp_path / "a")])
     assert code == cli.EXIT_USAGE
     assert spec.ANDROID_REFER_CATEGORY in capsys.readouterr().err
+
+
+def test_the_unstable_rule_is_folded_into_the_referral_category(tmp_path, capsys):
+    """A model with the consistency check: an image cxr-edge refers as unstable comes back as
+    the referral category, one it answers keeps its class scores."""
+    pytest.importorskip("mediapipe")
+    from tests.edge.android_check import REFER_CATEGORY_REASON
+    from tests.edge.golden import CONSISTENCY_MODEL
+    from tests.edge.test_consistency import spot
+
+    pushed = tmp_path / "pushed"
+    write_model_dir(pushed, CONSISTENCY_MODEL, variant="float32",
+                    referral=REFERRAL | {"refer_below": 0.0, "unstable_below": 0.0})
+    exported = tmp_path / "cxr.tflite"
+    assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported)]) == 0
+    capsys.readouterr()
+    record = json.loads((tmp_path / "cxr.referral.json").read_text())
+    assert record["unstable_below"] == 0.0 and "unstable" in record["rule"]
+    images = [("faint", spot(52, ring=28)), ("clear", spot(200)),
+              ("bright", np.full((SIZE, SIZE), 200, np.uint8))]
+    results = {r.label: r for r in compare(Classifier.open(pushed), exported, images)}
+    assert results["faint"].expected.reason == "unstable"
+    for label in ("faint", "bright"):
+        assert results[label].decision == ("refer", REFER_CATEGORY_REASON) == \
+            results[label].expected_decision
+        assert results[label].scores[spec.ANDROID_REFER_CATEGORY] == 1.0
+    clear = results["clear"]
+    assert clear.decision == (STATUS_OK, None) and clear.scores[spec.ANDROID_REFER_CATEGORY] == 0
+    assert clear.scores[spec.CLASS_NAMES[0]] == pytest.approx(
+        float(clear.expected.probabilities[0]), abs=1e-5)

@@ -73,6 +73,8 @@ def test_tfx_trainer_exports_bytes_serving_attention_model(tmp_path):
     assert outputs["attention_1"].shape == (2, 16, 16, 1)
     assert outputs["attention_2"].shape == (2, 8, 8, 1)
     assert outputs[spec.OOD_SCORE_KEY].shape == (2,)
+    assert outputs[spec.STABILITY_KEY].shape == (2,)  # the consistency check (trainer/consistency)
+    assert referral["unstable_below"] == 0.0 and 0.0 <= referral["eval_unstable"] <= 1.0
     blank = io.BytesIO()
     Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(blank, format="PNG")
     blank_score = serve(**{spec.IMAGE_BYTES_KEY: tf.constant([blank.getvalue()])})[

@@ -6,6 +6,7 @@
 const REASONS = {
   out_of_distribution: "the image is unlike the images the model was trained on",
   low_confidence: "the model is not sure: its top probability is below the referral threshold",
+  unstable: "a slight blur or sharpening of the image changes the model's answer",
 };
 const UPLOADS_AT_ONCE = 2; // the interpreter is serial; two keep it busy while one uploads
 
