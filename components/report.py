@@ -269,6 +269,14 @@ def _referral_section(page, inputs: ReportInputs) -> None:
         f"{_fmt(record.get('target_accuracy'))}); temperature "
         f"{_fmt(record.get('temperature'))} (eval ECE {_fmt(record.get('ece_eval_before'))} → "
         f"{_fmt(record.get('ece_eval_after'))}).")
+    if "unstable_below" in record:
+        page.paragraph(
+            f"Consistency check: {record.get('consistency_method', 'n/a')}; a stability under "
+            f"{_fmt(record.get('unstable_below'))} is referred as unstable (eval: "
+            f"{_fmt(record.get('eval_unstable'))} unstable, accuracy "
+            f"{_fmt(record.get('eval_accuracy_stable'))} of the others, "
+            f"{_fmt(record.get('eval_accuracy_unstable'))} of the unstable; test: "
+            f"{_fmt(measured.get('test_unstable'))} unstable).")
     rows = [["float SavedModel", _fmt(measured.get("test_acceptance")),
              _fmt(measured.get("test_ok")), _fmt(measured.get("ood_referred")), "reference"]]
     for row in table.get("variants", []):

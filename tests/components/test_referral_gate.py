@@ -25,6 +25,19 @@ def test_measure_counts_acceptance_ok_and_ood_referral_per_family():
     assert referral_gate.measure(unsure, REFERRAL)["test_ok"] == 0.0  # low confidence
 
 
+def test_stability_refers_unstable_images_and_enters_the_agreement():
+    outputs = _outputs(test_ood=[0.2, 0.5, 0.5, 1.5], ood_ood=[3.0])
+    outputs.test_stability = np.array([0.8, -0.2, 0.1, -0.5])
+    measured = referral_gate.measure(outputs, REFERRAL | {"unstable_below": 0.0})
+    assert measured["test_unstable"] == 0.25  # the OOD image is referred as OOD first
+    assert measured["test_ok"] == 0.5 and measured["test_acceptance"] == 0.75
+    steadier = Outputs.of((outputs.test_probabilities, outputs.test_ood,
+                           np.array([0.8, 0.3, 0.1, -0.5])),
+                          (outputs.ood_probabilities, outputs.ood_ood))
+    assert steadier.ood_stability is None
+    assert referral_gate.agreement(outputs, steadier, REFERRAL) == pytest.approx(4 / 5)
+
+
 def test_agreement_compares_ok_refer_decisions_with_the_float_model():
     reference = _outputs(test_ood=[0.2, 0.5, 0.9, 0.95], ood_ood=[3.0] * 4)
     same = _outputs(test_ood=[0.25, 0.45, 0.8, 0.99], ood_ood=[2.5] * 4)
