@@ -307,14 +307,18 @@ def _shift_battery(signature, rows: list[dict], test, referral: dict, image_size
     originals = [load_grayscale(test.encoded[index]) for index in chosen]
     labels = test.labels[chosen]
     models = {"float": lambda inputs: _tf_outputs(signature, inputs)}
+    # A variant that already failed a cheaper gate cannot ship; its battery would only cost time.
     runners = {row["variant"]: ModelRunner(row["file"], threads=SHIFT_BATTERY_THREADS)
-               for row in rows if "error" not in row}
+               for row in rows if "error" not in row and row["passed"]}
     models.update({name: (lambda inputs, r=runner: _runner_outputs(r, inputs))
                    for name, runner in runners.items()})
     started = time.monotonic()
     measured = shift_gate.measure(models, originals, labels, referral, image_size, gate)
     reference = shift_gate.verdict(measured["float"], referral, gate)
     for row in rows:
+        if "error" not in row and not row["passed"]:
+            row["message"] = row["message"].replace(
+                ": rejected", "; acquisition-shift battery not run: rejected")
         if row["variant"] not in measured:
             continue
         result = shift_gate.verdict(measured[row["variant"]], referral, gate)
