@@ -3,8 +3,8 @@
   cxr-pipeline demo-data --out DIR [--per-class N] [--size PX] [--seed S]
   cxr-pipeline run --data-root DIR --pipeline-root DIR [--runner local|beam]
                    [--model attention [--model baseline ...]] [--image-size PX] [--epochs N]
-                   [--serving-dir DIR]
-  cxr-pipeline demo [--workdir demo-run]
+                   [--serving-dir DIR] [--verbose]
+  cxr-pipeline demo [--workdir demo-run] [--verbose]
 
 Exit codes of `run` and `demo`: 0 the model was blessed and pushed; 3 the run completed but the
 model was not blessed (a gate failed) or nothing was pushed; 1 the run failed.
@@ -49,6 +49,9 @@ def _add_run_parser(subparsers):
     parser.add_argument("--real-data", action="store_true",
                         help="the data are real X-rays (the report and manifest otherwise say "
                              "synthetic)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's, Beam's and TFX's logs here, not in "
+                             "<pipeline-root>/pipeline.log")
     parser.set_defaults(func=_run_from_args)
 
 
@@ -58,7 +61,7 @@ def _run_from_args(args):
         models=tuple(args.models) if args.models else None, image_size=args.image_size,
         epochs=args.epochs, serving_dir=args.serving_dir,
         synthetic_data=False if args.real_data else None)
-    return run_and_report(config, args.runner)
+    return run_and_report(config, args.runner, args.verbose)
 
 
 if __name__ == "__main__":

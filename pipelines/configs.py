@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-from components import storage
 from edge import spec
 
 PIPELINE_NAME = "cxr-edge"
@@ -94,6 +93,8 @@ class PipelineConfig:
     def local_metadata_path(self) -> str:
         """metadata_path, or a clear error when it is remote (for the local and Beam runners;
         Kubeflow keeps its own store)."""
+        from components import storage  # loads TensorFlow: not before a command's log is open
+
         return storage.require_local(
             self.metadata_path, "the MLMD store",
             "SQLite opens a local file; with a remote pipeline root set CXR_METADATA_DB "

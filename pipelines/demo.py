@@ -46,6 +46,9 @@ def add_demo_parser(subparsers):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--data-root", help="use this class-folder tree instead of phantoms")
     parser.add_argument("--runner", choices=("local", "beam"), default="beam")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' logs here, not in "
+                             "<workdir>/pipeline/pipeline.log")
     parser.set_defaults(func=run_demo)
 
 
@@ -69,7 +72,7 @@ def run_demo(args) -> int:
                                   **config.train_overrides}
         if "CXR_SHIFT_GATE_MIN_OK_ACCURACY" not in os.environ:
             config.shift_gate_min_ok_accuracy = DEMO_SHIFT_GATE_FLOOR
-    code = run_and_report(config, args.runner)
+    code = run_and_report(config, args.runner, args.verbose)
     if code == EXIT_OK:
         code = _classify_holdout(Path(config.serving_model_dir) / "latest", holdout) or code
     minutes = (time.monotonic() - started) / 60

@@ -42,7 +42,7 @@ class TrainConfig:
     min_epochs: int = 1
     max_train_seconds: float | None = None  # stop after the epoch that crosses it
     target_eval_macro_f1: float | None = None  # stop as soon as eval macro F1 reaches it
-    verbose: int = 2  # Keras progress: 1 = progress bar, 2 = one line per epoch
+    verbose: int = 0  # Keras's own progress (1 bar, 2 a line per epoch); the selector prints one
     # Streaming input (trainer/data.py): serialized records held for shuffling. Training reads
     # each epoch through a buffer of this many records (PNG bytes, not pixels), so memory is
     # bounded by it, not by the split; a split no larger than it is shuffled completely.

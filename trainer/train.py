@@ -303,8 +303,10 @@ class EvalMacroF1Selector(tf_keras.callbacks.Callback):
             self.best_f1, self.best_epoch, self.best_report = f1, epoch + 1, report
             self.best_weights = self.network.get_weights()
         per_class = " ".join(f"{v:.2f}" for v in report["per_class_f1"].values())
-        print(f"epoch {epoch + 1}: eval macro F1 {f1:.4f} [{per_class}] "
-              f"best {self.best_f1:.4f} @ {self.best_epoch}, {elapsed:.0f}s", flush=True)
+        fitted = " ".join(f"{key} {logs[key]:.3f}" for key in ("loss", "accuracy") if key in logs)
+        print(f"epoch {epoch + 1}/{self.config.epochs}: {fitted + ', ' if fitted else ''}"
+              f"eval macro F1 {f1:.4f} [{per_class}] best {self.best_f1:.4f} @ "
+              f"{self.best_epoch}, {elapsed:.0f}s", flush=True)
         done = epoch + 1 >= self.config.min_epochs
         if done and epoch + 1 - self.best_epoch >= self.config.early_stopping_patience:
             print(f"early stopping: no better eval macro F1 for "

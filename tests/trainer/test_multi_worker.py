@@ -64,7 +64,7 @@ def test_two_workers_train_and_only_the_chief_exports(tmp_path):
         env = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="",
                    TF_CONFIG=json.dumps({"cluster": cluster,
                                          "task": {"type": "worker", "index": index}}))
-        log = open(tmp_path / f"worker-{index}.log", "w")  # noqa: SIM115 (closed below)
+        log = open(tmp_path / f"worker-{index}.log", "w")  # closed below
         logs.append(log)
         workers.append(subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(args)],
                                         cwd=REPO, env=env, stdout=log,
@@ -85,7 +85,7 @@ def test_two_workers_train_and_only_the_chief_exports(tmp_path):
         assert worker.returncode == 0, text[-4000:]
 
     # Both trained the same epoch in sync and took the chief's decisions.
-    epoch_lines = [[line for line in text.splitlines() if line.startswith("epoch 1:")]
+    epoch_lines = [[line for line in text.splitlines() if line.startswith("epoch 1/")]
                    for text in output]
     assert len(epoch_lines[0]) == len(epoch_lines[1]) == 1
     assert epoch_lines[0][0].split("best")[1].split(",")[0] == \
