@@ -19,8 +19,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import artifact_types, demo_data  # noqa: E402
-from edge import spec  # noqa: E402
+from components import artifact_types, demo_data
+from edge import spec
 
 
 def main(argv=None):

@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components import attention_score, demo_data  # noqa: E402
-from edge import spec  # noqa: E402
-from pipelines.configs import PipelineConfig  # noqa: E402
-from pipelines.demo import DEMO_PER_CLASS, DEMO_TARGET_EVAL_MACRO_F1, demo_split  # noqa: E402
+from components import attention_score, demo_data
+from edge import spec
+from pipelines.configs import PipelineConfig
+from pipelines.demo import DEMO_PER_CLASS, DEMO_TARGET_EVAL_MACRO_F1, demo_split
 
 
 def near_misses(maps, masks, labels, class_names) -> dict:

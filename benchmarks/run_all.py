@@ -37,8 +37,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import trainer  # noqa: E402,F401  (Keras 2 before TensorFlow is imported)
-from benchmarks import (  # noqa: E402
+import trainer  # noqa: F401  (Keras 2 before TensorFlow is imported)
+from benchmarks import (
     compare,
     demo_time,
     deploy_latency,
@@ -53,8 +53,8 @@ from benchmarks import (  # noqa: E402
     test_images,
     training,
 )
-from benchmarks.common import BENCH_DIR, REPO_ROOT, edge_python  # noqa: E402
-from pipelines.demo import DEMO_PER_CLASS  # noqa: E402
+from benchmarks.common import BENCH_DIR, REPO_ROOT, edge_python
+from pipelines.demo import DEMO_PER_CLASS
 
 TOPICS = ("deploy", "latency", "footprint", "training", "ingest", "demo", "serve", "streaming",
           "compare")
@@ -221,7 +221,7 @@ def _topic(results, name, measure):
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     try:
         return measure()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         traceback.print_exc()
         results["errors"][name] = f"{type(err).__name__}: {err}"
         return None

@@ -36,15 +36,15 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import REPO_ROOT, edge_python  # noqa: E402
-from benchmarks.footprint import extra_closures  # noqa: E402
+from benchmarks.common import REPO_ROOT, edge_python
+from benchmarks.footprint import extra_closures
 
 DEFAULT_CLIENTS = (1, 4, 16, 50)
 STARTUP_TIMEOUT_S = 60
 
 
 def measure(python: str, model: str, clients=DEFAULT_CLIENTS, requests: int = 100,
-            image_px: int = 1024, work_dir: str | None = None) -> dict:  # fmt: skip
+            image_px: int = 1024, work_dir: str | None = None) -> dict:
     """Runs every round against one server process; returns the numbers (JSON-able)."""
     load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine
     images = synthetic_xrays(max(requests, max(clients)), image_px)
@@ -58,7 +58,7 @@ def measure(python: str, model: str, clients=DEFAULT_CLIENTS, requests: int = 10
              "--data-dir", os.path.join(work, "data"), "--queue-size", str(max(64, *clients))],
             cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        )  # fmt: skip
+        )
         try:
             startup_s = _wait_until_up(port, server, work)
             model_info = _get_json(port, "/api/model")
@@ -110,7 +110,7 @@ def render_markdown(results: dict) -> str:
              "request. Latency: upload to answer, seen by the client. Recorded: history rows "
              "added = uploads.", "",
              "| clients | uploads | images/s | p50 ms | p95 ms | max ms | server ms (median) | "
-             "queue wait p95 ms | statuses | recorded |", "|" + "---|" * 10]  # fmt: skip
+             "queue wait p95 ms | statuses | recorded |", "|" + "---|" * 10]
     for r in serve["rounds"]:
         lines.append(f"| {r['clients']} | {r['uploads']} | {r['images_per_s']} | "
                      f"{r['latency_ms_p50']} | {r['latency_ms_p95']} | {r['latency_ms_max']} | "
@@ -119,7 +119,7 @@ def render_markdown(results: dict) -> str:
     lines += ["", f"Install: `.[edge]` closure {closure['edge_mb']} MB "
               f"({closure['edge_distributions']} distributions); with `serve` "
               f"{closure['edge_serve_mb']} MB (+{closure['serve_adds_mb']} MB: "
-              f"{', '.join(closure['serve_adds'])}).", ""]  # fmt: skip
+              f"{', '.join(closure['serve_adds'])}).", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +170,7 @@ def _round(port: int, clients: int, uploads: int, images: list[bytes]) -> dict:
         "statuses": {str(code): count for code, count in sorted(statuses.items())},
         "recorded": after - before,
         "recorded_exactly": after - before == uploads == statuses.get(200, 0),
-    }  # fmt: skip
+    }
 
 
 def _multipart(name: str, data: bytes) -> tuple[bytes, str]:

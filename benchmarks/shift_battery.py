@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import demo_data  # noqa: E402
-from edge import shift, spec  # noqa: E402
-from edge.classifier import STATUS_OK, Classifier, ClassifierOptions  # noqa: E402
+from components import demo_data
+from edge import shift, spec
+from edge.classifier import STATUS_OK, Classifier, ClassifierOptions
 
 DRAWN_SIDES = (64, 96, 128, 192, 256, 384)
 

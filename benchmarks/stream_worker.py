@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import trainer  # noqa: E402,F401  (Keras 2 before TensorFlow)
+import trainer  # noqa: F401  (Keras 2 before TensorFlow)
 
 
 def main(argv=None):

@@ -76,7 +76,7 @@ def push(
         if latest is not None and latest["manifest"].get("sha256") == sha256:
             return {"pushed": True, "reused": True, "version_dir": latest["dir"],
                     "sha256": sha256, "signed_by": _ensure_signed(latest["dir"], private_key),
-                    "reason": "identical to the latest push; no new version written"}  # fmt: skip
+                    "reason": "identical to the latest push; no new version written"}
         version = _new_version_name(destination)
         version_dir = os.path.join(destination, VERSIONS_DIR, version)
         local_dir = os.path.join(staging, "version")
@@ -97,7 +97,7 @@ def push(
     return {"pushed": True, "reused": False, "version_dir": version_dir, "sha256": sha256,
             "signed_by": signed_by,
             "reason": f"pushed {variant['variant']} as version {version}"
-                      + (f", signed with key {signed_by}" if signed_by else "")}  # fmt: skip
+                      + (f", signed with key {signed_by}" if signed_by else "")}
 
 
 def latest_push(destination: str) -> dict | None:
@@ -203,7 +203,7 @@ def _point_latest(destination: str, version: str) -> None:
 
 
 class EdgePusherExecutor(base_executor.BaseExecutor):
-    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
+    def Do(self, input_dict, output_dict, exec_properties):  # TFX API
         blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
         quantized = artifact_utils.get_single_instance(input_dict["quantized_model"])
         pushed_model = artifact_utils.get_single_instance(output_dict["pushed_model"])

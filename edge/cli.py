@@ -102,7 +102,7 @@ def classify_file(
     except Exception as err:  # whatever it is, the batch goes on; --debug shows the traceback
         log.debug("%s: inference failed", path, exc_info=True)
         record.update(status=STATUS_ERROR, reason=INFERENCE_FAILED,
-                      error=f"{type(err).__name__}: {err}")  # fmt: skip
+                      error=f"{type(err).__name__}: {err}")
     else:
         record.update(
             status=prediction.status,
@@ -194,7 +194,7 @@ def _records_csv(records: list[dict], class_names) -> str:
             + [probabilities.get(name, "") for name in class_names]
             + [record.get("ood_score", ""), record["latency_ms"], record.get("reason", ""),
                record.get("error", "")]
-        )  # fmt: skip
+        )
     return buffer.getvalue()
 
 
@@ -218,7 +218,7 @@ def _records_table(records: list[dict], class_names) -> str:
             + [f"{probabilities[name]:.3f}" for name in class_names]
             + [f"{record['ood_score']:.2f}" if "ood_score" in record else "-",
                f"{record['latency_ms']:.1f}", record.get("reason", "")]
-        )  # fmt: skip
+        )
     return _table(rows)
 
 
@@ -350,7 +350,7 @@ def export_android_command(args) -> int:
         return EXIT_USAGE
     print(f"cxr-edge: wrote {out} (TFLite metadata for MediaPipe/LiteRT ImageClassifier) and "
           f"{referral_path(out)} (the referral rule and thresholds for the app)",
-          file=sys.stderr)  # fmt: skip
+          file=sys.stderr)
     return EXIT_OK
 
 
@@ -362,7 +362,7 @@ def serve_command(args) -> int:
         from edge.serve.server import serve  # the serve extra: imported only here
     except ImportError as err:
         print(f"cxr-edge: serve needs the serve extra (pip install '.[serve]'): {err}",
-              file=sys.stderr)  # fmt: skip
+              file=sys.stderr)
         return EXIT_USAGE
     return serve(serve_options.from_args(args))
 
@@ -376,7 +376,7 @@ def keygen_command(args) -> int:
     print(f"cxr-edge: key {signing.key_id(key)}\n"
           f"  private: {private_path}  (the pipeline's ${signing.SIGNING_KEY_ENV}; keep secret)\n"
           f"  public:  {public_path}  (the devices' --trusted-key / ${signing.TRUSTED_KEY_ENV})",
-          file=sys.stderr)  # fmt: skip
+          file=sys.stderr)
     return EXIT_OK
 
 
@@ -389,7 +389,7 @@ def sign_command(args) -> int:
     model = load_model_dir(args.model)  # never vouch for a directory that does not verify
     if model.manifest is None:
         print(f"cxr-edge: {args.model} is not a model directory with a manifest",
-              file=sys.stderr)  # fmt: skip
+              file=sys.stderr)
         return EXIT_USAGE
     path = signing.sign_manifest(args.model, private_key, spec.MANIFEST_FILENAME)
     print(f"cxr-edge: wrote {path} (key {signing.key_id(private_key)})", file=sys.stderr)

@@ -183,7 +183,7 @@ def _load_verified_dir(directory: Path, threads: int | None, public_keys: list) 
     if not isinstance(manifest, dict):
         raise ManifestError(f"{manifest_path} is not a JSON object")
     missing = [key for key in ("format_version", "model_file", "sha256", "class_names",
-                               "input_size") if key not in manifest]  # fmt: skip
+                               "input_size") if key not in manifest]
     if missing:
         raise ManifestError(f"{manifest_path} lacks {missing}")
     _check_types(manifest, manifest_path)
@@ -224,7 +224,7 @@ def _load_verified_dir(directory: Path, threads: int | None, public_keys: list) 
             f"takes {runner.input.dtype}"
         )
     return LoadedModel(runner=runner, class_names=class_names, manifest=manifest,
-                       source=directory, signed_by=signed_by)  # fmt: skip
+                       source=directory, signed_by=signed_by)
 
 
 def _check_types(manifest: dict, manifest_path: Path) -> None:

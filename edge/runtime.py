@@ -132,7 +132,7 @@ class ModelRunner:
         partial float fallback). See `describe_quantization`.
         """
         try:
-            ops = self._interpreter._get_ops_details()  # noqa: SLF001 (no public op list)
+            ops = self._interpreter._get_ops_details()  # no public op list
             tensors = self._interpreter.get_tensor_details()
         except (AttributeError, RuntimeError, ValueError) as err:
             return {"scheme": "unknown", "description": f"op list unavailable: {err}"}

@@ -40,7 +40,7 @@ def generate_keypair(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     existing = [str(p) for p in (private_path, public_path) if p.exists()]
     if existing:
         raise SignatureError(f"{', '.join(existing)} already exist; keys are never overwritten "
-                             "(move them away first, or choose another --out)")  # fmt: skip
+                             "(move them away first, or choose another --out)")
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -67,12 +67,12 @@ def load_private_key(path: str | os.PathLike):
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError as err:  # an encrypted key asks for a password
         raise SignatureError(f"signing key {path} is encrypted; give an unencrypted PEM key "
-                             "kept readable only by the pipeline's user") from err  # fmt: skip
+                             "kept readable only by the pipeline's user") from err
     except ValueError as err:
         raise SignatureError(f"signing key {path} is not a PEM private key: {err}") from err
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise SignatureError(f"signing key {path} is a {type(key).__name__}; an Ed25519 key is "
-                             "needed (openssl genpkey -algorithm ed25519)")  # fmt: skip
+                             "needed (openssl genpkey -algorithm ed25519)")
     return key
 
 
@@ -86,7 +86,7 @@ def load_public_key(path: str | os.PathLike):
         raise SignatureError(f"trusted key {path} is not a PEM public key: {err}") from err
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise SignatureError(f"trusted key {path} is a {type(key).__name__}; an Ed25519 "
-                             "public key is needed")  # fmt: skip
+                             "public key is needed")
     return key
 
 
@@ -136,7 +136,7 @@ def verify_manifest(manifest_bytes: bytes, signature_path: Path, trusted_keys) -
         raise SignatureError(f"{signature_path} is not a valid signature file: {err}") from err
     if algorithm != ALGORITHM:
         raise SignatureError(f"{signature_path} uses {algorithm!r}; this runner verifies "
-                             f"{ALGORITHM} only")  # fmt: skip
+                             f"{ALGORITHM} only")
     for key in trusted_keys:
         try:
             key.verify(signature, manifest_bytes)

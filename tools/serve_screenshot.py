@@ -20,18 +20,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from components.demo_data import render_phantom  # noqa: E402
-from edge.manifest import write_model_dir  # noqa: E402
-from edge.serve.options import ServeOptions  # noqa: E402
-from edge.serve.server import serve_in_thread  # noqa: E402
+from components.demo_data import render_phantom
+from edge.manifest import write_model_dir
+from edge.serve.options import ServeOptions
+from edge.serve.server import serve_in_thread
 
 MODEL = REPO / "tests" / "edge" / "data" / "golden_fp32.tflite"
 METRICS = {"gates": [{"gate": "macro F1", "value": 0.996, "threshold": 0.9, "comparison": ">=",
                       "passed": True},
                      {"gate": "COVID recall", "value": 0.992, "threshold": 0.9,
-                      "comparison": ">=", "passed": True}]}  # fmt: skip
+                      "comparison": ">=", "passed": True}]}
 
 
 def main(argv=None) -> int:
@@ -45,10 +45,10 @@ def main(argv=None) -> int:
         write_model_dir(serving / "versions" / "20261126T120000Z", MODEL, variant="float32",
                         synthetic_data=True, metrics=METRICS,
                         referral={"ood_threshold": 1.0, "refer_below": 0.5,
-                                  "method": "example threshold for the picture"})  # fmt: skip
+                                  "method": "example threshold for the picture"})
         (serving / "LATEST").write_text("20261126T120000Z\n")
         running = serve_in_thread(ServeOptions(model=str(serving), port=0,
-                                               data_dir=str(work / "data")))  # fmt: skip
+                                               data_dir=str(work / "data")))
         try:
             _shoot(running.url, uploads, work, Path(args.out))
         finally:
@@ -81,7 +81,7 @@ def _shoot(url: str, uploads: list[Path], work: Path, out: Path) -> None:
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
                      "--hide-scrollbars", "--window-size=1000,900",
-                     f"--user-data-dir={work / 'profile'}"):  # fmt: skip
+                     f"--user-data-dir={work / 'profile'}"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     try:
@@ -89,7 +89,7 @@ def _shoot(url: str, uploads: list[Path], work: Path, out: Path) -> None:
         driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in uploads))
         deadline = time.monotonic() + 30
         while any(card.get_attribute("data-status") == "pending" for card in
-                  driver.find_elements(By.CSS_SELECTOR, "#results .card")):  # fmt: skip
+                  driver.find_elements(By.CSS_SELECTOR, "#results .card")):
             if time.monotonic() > deadline:
                 raise TimeoutError("the uploads were not classified within 30 s")
             time.sleep(0.1)

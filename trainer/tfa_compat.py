@@ -18,6 +18,6 @@ sys.modules.setdefault("keras.src.engine.keras_tensor", tf_keras.src.engine.kera
 # tfa warns on import that it is end-of-life and untested with this TF; we know, and test it.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
-    import tensorflow_addons as tfa  # noqa: E402  (must follow the alias above)
+    import tensorflow_addons as tfa  # must follow the alias above
 
 __all__ = ["tfa"]

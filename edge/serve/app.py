@@ -51,10 +51,10 @@ SESSION_SECONDS = 12 * 3600  # one clinic shift
 ACCESS_HEADER = "x-access-code"
 PAGES = {"/": "index.html", "/history": "history.html", "/about": "about.html"}
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-               ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}  # fmt: skip
+               ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "form-action 'self'")  # fmt: skip
+       "form-action 'self'")
 LOGIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_FORM_FILES = 10_000  # the real limit (queue size) is checked after parsing, as a 413
@@ -100,7 +100,7 @@ def create_app(station: Station) -> Starlette:
             return _login_page(401, "That access code is not right.")
         response = RedirectResponse("/", 303)
         response.set_cookie(COOKIE, _session_token(station.cookie_key), max_age=SESSION_SECONDS,
-                            httponly=True, samesite="strict", path="/")  # fmt: skip
+                            httponly=True, samesite="strict", path="/")
         return response
 
     async def logout(request: Request) -> Response:
@@ -112,7 +112,7 @@ def create_app(station: Station) -> Starlette:
         return JSONResponse({"ok": True, "model_version": station.slot.current.version,
                              "queue": {"pending": station.queue.pending,
                                        "capacity": station.queue.capacity},
-                             "processed": station.queue.processed})  # fmt: skip
+                             "processed": station.queue.processed})
 
     def model_info(request: Request) -> Response:
         options = station.options
@@ -124,7 +124,7 @@ def create_app(station: Station) -> Starlette:
                        "max_files_per_request": options.queue_size},
             "keep_images": options.keep_images,
             "access_code_required": bool(options.access_code),
-        })  # fmt: skip
+        })
 
     async def classify(request: Request) -> Response:
         uploads = await _read_uploads(request, station.options.queue_size)
@@ -136,14 +136,14 @@ def create_app(station: Station) -> Starlette:
             except QueueFull as err:
                 if not await room.wait(deadline - time.monotonic()):
                     return _error(503, "busy", f"the station is busy ({err}); try again shortly",
-                                  headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+                                  headers={"Retry-After": str(RETRY_AFTER_S)})
         results = [await asyncio.wrap_future(future) for future in futures]
         body = {"results": results, "model_version": station.slot.current.version,
-                "notice": NOTICE}  # fmt: skip
+                "notice": NOTICE}
         if all(result["status"] == STATUS_ERROR for result in results):
             first = results[0]
             return JSONResponse({"error": first["reason"], "detail": first["error"]} | body,
-                                status_code=422)  # fmt: skip
+                                status_code=422)
         return JSONResponse(body)
 
     def history_list(request: Request) -> Response:
@@ -159,7 +159,7 @@ def create_app(station: Station) -> Starlette:
     def history_csv(request: Request) -> Response:
         status, predicted_class = _history_filters(request)
         text = station.history.to_csv(station.slot.current.info["class_names"], status,
-                                      predicted_class)  # fmt: skip
+                                      predicted_class)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         return Response(text, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="cxr-history-{stamp}.csv"'})
@@ -182,7 +182,7 @@ def create_app(station: Station) -> Starlette:
             data = station.history.image(request.path_params["record_id"], name)
         if data is None:
             raise HTTPException(404, "no kept image (start the station with --keep-images to "
-                                     "keep them)")  # fmt: skip
+                                     "keep them)")
         return Response(data, media_type="image/png")
 
     routes = [Route(path, page) for path in PAGES] + [
@@ -250,7 +250,7 @@ class Guard:
         host = headers.get("host", "")
         if options.local_only and not is_loopback(_hostname(host)):
             return _error(400, "host_not_allowed", f"this station answers only to this machine "
-                          f"(localhost), not to Host {host[:100]!r}")  # fmt: skip
+                          f"(localhost), not to Host {host[:100]!r}")
         if scope["method"] not in ("GET", "HEAD", "OPTIONS") and _cross_site(headers):
             return _error(403, "cross_site", "a page from another site cannot send this request")
         path = scope["path"]
@@ -284,7 +284,7 @@ class Guard:
     def _too_large(self) -> Response:
         megabytes = self.limit / (1024 * 1024)
         return _error(413, "too_large", f"the upload is larger than this station's limit of "
-                      f"{megabytes:g} MB (--max-upload-mb)")  # fmt: skip
+                      f"{megabytes:g} MB (--max-upload-mb)")
 
 
 class _BodyTooLarge(Exception):
@@ -324,7 +324,7 @@ async def _read_uploads(request: Request, max_files: int) -> list[Upload]:
         data = await request.body()
         if not data:
             raise HTTPException(400, "no file: send multipart/form-data with one or more files, "
-                                     "or an image as the request body")  # fmt: skip
+                                     "or an image as the request body")
         name = request.headers.get("x-filename", "upload")
         return [Upload(_label(name), data, _upload_id(request.headers.get("x-upload-id")))]
     async with request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FILES) as form:
@@ -334,12 +334,12 @@ async def _read_uploads(request: Request, max_files: int) -> list[Upload]:
             raise HTTPException(400, "no file in the form: add one or more file parts")
         if len(files) > max_files:
             raise HTTPException(413, f"{len(files)} files in one request; this station takes at "
-                                     f"most {max_files} at a time (--queue-size)")  # fmt: skip
+                                     f"most {max_files} at a time (--queue-size)")
         if ids and len(ids) != len(files):
             raise HTTPException(400, f"{len(ids)} upload_id fields for {len(files)} files")
         ids = ids or [None] * len(files)
         return [Upload(_label(f.filename), await f.read(), _upload_id(i))
-                for f, i in zip(files, ids, strict=True)]  # fmt: skip
+                for f, i in zip(files, ids, strict=True)]
 
 
 def _label(filename: str | None) -> str:
@@ -412,12 +412,12 @@ def _error(status: int, error: str, detail: str, headers: dict | None = None) ->
 
 
 _HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-                413: "too_large"}  # fmt: skip
+                413: "too_large"}
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     return _error(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "error"), str(exc.detail),
-                  headers=exc.headers)  # fmt: skip
+                  headers=exc.headers)
 
 
 def _with_security_headers(send):

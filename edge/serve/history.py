@@ -57,7 +57,7 @@ CREATE INDEX IF NOT EXISTS results_class ON results (predicted_class);
 COLUMNS = ("upload_id", "created_at", "filename", "status", "reason", "error", "predicted_class",
            "probability", "probabilities", "ood_score", "inference_ms", "latency_ms", "queued_ms",
            "model_version", "variant", "model_sha256", "file_sha256", "width", "height",
-           "kept_images")  # fmt: skip
+           "kept_images")
 
 
 class History:
@@ -90,13 +90,13 @@ class History:
         A record whose upload_id is already stored is not stored again: the first is returned."""
         row = {key: record.get(key) for key in COLUMNS}
         row["probabilities"] = json.dumps(record["probabilities"]) if record.get(
-            "probabilities") else None  # fmt: skip
+            "probabilities") else None
         keep = self.keep_images and bool(images)
         row["kept_images"] = json.dumps(sorted(images)) if keep else None
         with self._lock:
             if row["upload_id"]:
                 existing = self._db.execute("SELECT * FROM results WHERE upload_id = ?",
-                                            (row["upload_id"],)).fetchone()  # fmt: skip
+                                            (row["upload_id"],)).fetchone()
                 if existing is not None:
                     return _as_dict(existing) | {"duplicate": True}
             placeholders = ", ".join("?" for _ in COLUMNS)
@@ -116,7 +116,7 @@ class History:
         return _as_dict(row) if row else None
 
     def list(self, status: str | None = None, predicted_class: str | None = None,
-             limit: int = 200, before_id: int | None = None) -> list[dict]:  # fmt: skip
+             limit: int = 200, before_id: int | None = None) -> list[dict]:
         """Newest first, optionally one status and/or one predicted class."""
         where, values = _filters(status, predicted_class)
         if before_id is not None:
@@ -126,7 +126,7 @@ class History:
         limit = max(1, min(int(limit), MAX_LIST))
         with self._lock:
             rows = self._db.execute(f"SELECT * FROM results {clause} ORDER BY id DESC LIMIT ?",
-                                    (*values, limit)).fetchall()  # fmt: skip
+                                    (*values, limit)).fetchall()
         return [_as_dict(row) for row in rows]
 
     def count(self, status: str | None = None, predicted_class: str | None = None) -> int:
@@ -160,7 +160,7 @@ class History:
         return path.read_bytes() if path.is_file() else None
 
     def to_csv(self, class_names, status: str | None = None,
-               predicted_class: str | None = None) -> str:  # fmt: skip
+               predicted_class: str | None = None) -> str:
         """The filtered history as CSV, newest first, one p_<class> column per class."""
         where, values = _filters(status, predicted_class)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
@@ -169,13 +169,13 @@ class History:
                 f"SELECT * FROM results {clause} ORDER BY id DESC", values).fetchall()]
         names = list(class_names) + sorted({name for row in rows
                                             for name in (row["probabilities"] or {})
-                                            if name not in class_names})  # fmt: skip
+                                            if name not in class_names})
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["id", "created_at", "filename", "status", "reason", "predicted_class",
                          "probability"] + [f"p_{name}" for name in names]
                         + ["ood_score", "inference_ms", "latency_ms", "model_version", "variant",
-                           "error"])  # fmt: skip
+                           "error"])
         for row in rows:
             probabilities = row["probabilities"] or {}
             writer.writerow([row["id"], row["created_at"], _cell(row["filename"]), row["status"],
@@ -184,7 +184,7 @@ class History:
                             + [_number(probabilities.get(name)) for name in names]
                             + [_number(row["ood_score"]), _number(row["inference_ms"]),
                                _number(row["latency_ms"]), _cell(row["model_version"]),
-                               _cell(row["variant"]), _cell(row["error"])])  # fmt: skip
+                               _cell(row["variant"]), _cell(row["error"])])
         return buffer.getvalue()
 
     def close(self) -> None:
@@ -213,7 +213,7 @@ def _filters(status, predicted_class) -> tuple[list[str], list]:
 def _as_dict(row: sqlite3.Row) -> dict:
     record = dict(row)
     record["probabilities"] = json.loads(record["probabilities"]) if record[
-        "probabilities"] else None  # fmt: skip
+        "probabilities"] else None
     record["kept_images"] = json.loads(record["kept_images"]) if record["kept_images"] else []
     return record
 

@@ -93,7 +93,7 @@ class ModelSlot:
             self.last_error = None
             self._event("loaded", served.version)
             log.warning("cxr-edge serve: now serving model %s (was %s)", served.version,
-                        retired.version if retired else None)  # fmt: skip
+                        retired.version if retired else None)
             if retired is not None:
                 retire(retired)
             return "loaded"
@@ -109,7 +109,7 @@ class ModelSlot:
         self.last_error = {"at": _now(), "error": message, "fingerprint": repr(fingerprint)}
         self._event("refused", message)
         log.error("cxr-edge serve: refused the new model, still serving %s: %s",
-                  self._current.version if self._current else None, err)  # fmt: skip
+                  self._current.version if self._current else None, err)
         return "refused"
 
     def _event(self, kind: str, detail: str) -> None:
@@ -152,7 +152,7 @@ def open_verified(target: Path, options: ClassifierOptions, fingerprint: tuple) 
     version = _version_name(target)
     return ServedModel(classifier=classifier, version=version,
                        info=describe(classifier, version), fingerprint=fingerprint,
-                       copy_dir=copy_dir)  # fmt: skip
+                       copy_dir=copy_dir)
 
 
 def retire(served: ServedModel) -> None:
@@ -195,7 +195,7 @@ def _copy_model(original, target: Path, copy_dir: Path) -> Path:
         shutil.copyfile(target, destination)
         return destination
     names = [spec.MANIFEST_FILENAME, spec.LABELS_FILENAME, signing.SIGNATURE_FILENAME,
-             original.manifest["model_file"]]  # fmt: skip
+             original.manifest["model_file"]]
     for name in names:
         source = target / name
         if source.is_file():  # load_model_dir refused links out of the directory

@@ -81,10 +81,10 @@ def check_bind(options: ServeOptions) -> list[str]:
     warnings = []
     if options.access_code and len(options.access_code) < SHORT_CODE:
         warnings.append(f"the access code has fewer than {SHORT_CODE} characters; a longer one "
-                        "is harder to guess")  # fmt: skip
+                        "is harder to guess")
     if not options.local_only:
         warnings.append("the access code and results travel unencrypted (plain HTTP): use a "
-                        "network only the clinic controls, or a TLS proxy in front")  # fmt: skip
+                        "network only the clinic controls, or a TLS proxy in front")
     return warnings
 
 
@@ -100,7 +100,7 @@ def is_loopback(host: str) -> bool:
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                           "share")  # fmt: skip
+                                                           "share")
     return Path(base) / "cxr-edge"
 
 
@@ -108,13 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` subcommand's arguments (besides --model/--threads, which cli.py adds)."""
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}, this machine only; "
-                        "any other address needs an access code)")  # fmt: skip
+                        "any other address needs an access code)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help=f"where the history (SQLite) lives (default {default_data_dir()})")
     parser.add_argument("--keep-images", action="store_true",
                         help="also keep each classified image and its heat map under --data-dir "
-                        "(default: only the results are kept)")  # fmt: skip
+                        "(default: only the results are kept)")
     parser.add_argument("--access-code", default=None,
                         help=f"code every request must carry: header X-Access-Code (or "
                         "Authorization: Bearer), or the page's login form (default "

@@ -65,7 +65,7 @@ def serve_in_thread(options: ServeOptions, bind_host: str | None = None) -> Runn
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(_config(station, host, port, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name="cxr-serve-http", daemon=True)  # fmt: skip
+                              name="cxr-serve-http", daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():

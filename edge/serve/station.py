@@ -45,7 +45,7 @@ class Station:
     def start(self) -> None:
         self.queue.start()
         self._watcher = threading.Thread(target=self._watch, name="cxr-serve-reload",
-                                         daemon=True)  # fmt: skip
+                                         daemon=True)
         self._watcher.start()
 
     def stop(self) -> None:
@@ -60,5 +60,5 @@ class Station:
         while not self._stop.wait(self.options.reload_interval_s):
             try:
                 self.slot.check()
-            except Exception:  # noqa: BLE001 (the watcher must outlive any one bad push)
+            except Exception:  # the watcher must outlive any one bad push
                 log.exception("cxr-edge serve: checking for a new model failed")

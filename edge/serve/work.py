@@ -96,7 +96,7 @@ class InferenceQueue:
         while (job := self._jobs.get()) is not None:
             try:
                 job.future.set_result(self._process(job.upload))
-            except BaseException as err:  # noqa: BLE001 (a failed record must still answer)
+            except BaseException as err:  # a failed record must still answer
                 log.exception("cxr-edge serve: could not record %s", job.upload.filename)
                 job.future.set_exception(err)
             finally:
@@ -128,13 +128,13 @@ class InferenceQueue:
 
 
 def classify_upload(classifier, upload: Upload, keep: bool = False
-                    ) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:  # fmt: skip
+                    ) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:
     """(record, PNGs to keep, JPEGs to show) for one file; never raises for a bad file.
 
     keep: also encode the PNGs to keep (--keep-images): the decoded image at full size and the
     heat maps. What is shown is JPEG: a 512 px PNG overlay costs ~50 ms to encode, a JPEG ~5."""
     record = {"filename": upload.filename,
-              "file_sha256": hashlib.sha256(upload.data).hexdigest()}  # fmt: skip
+              "file_sha256": hashlib.sha256(upload.data).hexdigest()}
     try:
         gray = classifier.load(upload.data)
         prediction = classifier.classify(gray)
@@ -144,7 +144,7 @@ def classify_upload(classifier, upload: Upload, keep: bool = False
     except Exception as err:  # the batch goes on; the traceback goes to the log
         log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=True)
         record.update(status=STATUS_ERROR, reason=INFERENCE_FAILED,
-                      error=f"{type(err).__name__}: {err}")  # fmt: skip
+                      error=f"{type(err).__name__}: {err}")
         return record, {}, {}
     record.update(
         status=prediction.status,
@@ -154,7 +154,7 @@ def classify_upload(classifier, upload: Upload, keep: bool = False
         probability=round(prediction.top_probability, 6),
         probabilities={name: round(float(p), 6)
                        for name, p in zip(classifier.class_names, prediction.probabilities,
-                                          strict=True)},  # fmt: skip
+                                          strict=True)},
         inference_ms=round(prediction.inference_ms, 3),
         height=int(gray.shape[0]),
         width=int(gray.shape[1]),

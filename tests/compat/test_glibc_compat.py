@@ -10,7 +10,7 @@ import pytest
 import trainer  # noqa: F401  (Keras 2 before TensorFlow loads)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "compat" / "glibc"))
-import patch_wheels  # noqa: E402
+import patch_wheels
 
 OLD_GLIBC = tuple(int(p) for p in platform.libc_ver()[1].split(".")[:2]) < (2, 39)
 

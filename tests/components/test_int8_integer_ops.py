@@ -109,7 +109,7 @@ def _ops(flatbuffer: bytes) -> list[dict]:
         return np.dtype(tensors[index]["dtype"]).name
 
     ops = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 (the op list has no public API)
+    for op in interpreter._get_ops_details():  # the op list has no public API
         inputs = [i for i in op["inputs"] if i >= 0]
         ops.append({
             "kind": op["op_name"],

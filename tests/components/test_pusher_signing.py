@@ -20,7 +20,7 @@ def _push(destination, variant="int8", signing_key=None):
                          "file": os.path.join(GOLDEN, f"golden_{variant}.tflite")},
                 class_names=spec.CLASS_NAMES, metrics={}, data_fingerprint=None,
                 pipeline_run_id="run-1",
-                signing_key=str(signing_key) if signing_key else None)  # fmt: skip
+                signing_key=str(signing_key) if signing_key else None)
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_the_component_takes_its_key_path_from_the_environment(tmp_path, monkeyp
         return EdgePusher(
             model_blessing=channel_utils.as_channel([standard_artifacts.ModelBlessing()]),
             quantized_model=channel_utils.as_channel([QuantizedModel()]),
-            push_destination=str(tmp_path / "serving"), **kwargs)  # fmt: skip
+            push_destination=str(tmp_path / "serving"), **kwargs)
 
     monkeypatch.delenv(signing.SIGNING_KEY_ENV, raising=False)
     assert pusher().exec_properties.get("signing_key") is None  # off by default

@@ -100,7 +100,7 @@ def compare(classifier: Classifier, exported, images) -> list[Compared]:
                 label, expected, expected_decision(expected, record),
                 {c.category_name: c.score for c in categories},
                 app_decision(categories, record), near,
-            ))  # fmt: skip
+            ))
     return results
 
 
@@ -112,16 +112,16 @@ def summary(results: list[Compared]) -> dict:
         {"label": r.label, "cxr_edge": [r.expected.status, r.expected.reason],
          "android": list(r.decision)}
         for r in compared if r.decision != r.expected_decision
-    ]  # fmt: skip
+    ]
     ood = [r for r in compared if folded(r.expected)]
     as_category = [r for r in ood if r.scores.get(spec.ANDROID_REFER_CATEGORY) == 1.0
                    and all(v == 0.0 for k, v in r.scores.items()
-                           if k != spec.ANDROID_REFER_CATEGORY)]  # fmt: skip
+                           if k != spec.ANDROID_REFER_CATEGORY)]
     differences = [
         abs(r.scores[name] - float(p))
         for r in compared if not folded(r.expected)
         for name, p in zip(r.expected.class_names, r.expected.probabilities, strict=True)
-    ]  # fmt: skip
+    ]
     return {
         "images": len(results),
         "compared": len(compared),

@@ -125,7 +125,7 @@ _OPS = ("flip", "interesting", "delete", "insert", "duplicate", "truncate")
 _OPS_HEADER = ("flip", "interesting", "ascii", "vr", "delete", "insert")
 _INTERESTING = (0x00, 0x01, 0x7F, 0x80, 0xFF, 0x2E, 0x5C, 0x20)
 _VRS = (b"AE", b"CS", b"DS", b"IS", b"OB", b"OW", b"SQ", b"UN", b"US", b"UL", b"SS", b"FD",
-        b"LO", b"PN", b"UT", b"XX")  # fmt: skip
+        b"LO", b"PN", b"UT", b"XX")
 
 
 def _apply(op: str, buffer: bytearray, position: int, rng: np.random.Generator) -> str:
@@ -163,7 +163,7 @@ def run_case(case: Case, workdir: Path) -> tuple[Failure | None, float]:
         gray = None
     except _Timeout:
         failure_kind, signature, detail = "slow", "timeout", "interrupted by the alarm"
-    except Exception as err:  # noqa: BLE001 (any other type is the bug we are hunting)
+    except Exception as err:  # any other type is the bug we are hunting
         failure_kind = "exception"
         signature = _signature(err)
         detail = "".join(traceback.format_exception(err)[-6:])
@@ -222,14 +222,14 @@ def main(argv: list[str] | None = None) -> int:
                 saved = save_case(case, args.save_dir)
                 print(f"case {case.index} ({case.sample}: {' '.join(case.mutations)}): "
                       f"{failure.kind} {failure.signature} -> {saved}\n{failure.detail}",
-                      file=sys.stderr)  # fmt: skip
+                      file=sys.stderr)
             if (case.index + 1) % 1000 == 0:
                 print(f"{case.index + 1}/{args.cases} cases, {len(failures)} distinct failures",
-                      file=sys.stderr)  # fmt: skip
+                      file=sys.stderr)
     elapsed = time.perf_counter() - started
     print(f"fuzz: seed {args.seed}, {args.cases} cases in {elapsed:.0f} s, slowest case "
           f"{slowest * 1000:.0f} ms, {len(failures)} distinct failures"
-          + (f" saved under {args.save_dir}" if failures else ""))  # fmt: skip
+          + (f" saved under {args.save_dir}" if failures else ""))
     return 1 if failures else 0
 
 

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from edge import spec  # noqa: E402
+from edge import spec
 
 DATA_DIR = Path(__file__).parent / "data"
 SIZE = 32

@@ -24,25 +24,25 @@ from tests.edge.golden import model_path
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
-from edge.serve.options import ServeOptions  # noqa: E402
-from edge.serve.server import serve_in_thread  # noqa: E402
+from edge.serve.options import ServeOptions
+from edge.serve.server import serve_in_thread
 
 ATTENTION_MODEL = model_path("fp32")  # 4 classes + attention_1
 GATES = [{"gate": "macro F1", "metric": "macro_f1", "value": 0.93, "threshold": 0.9,
           "comparison": ">=", "passed": True},
          {"gate": "COVID recall", "metric": "priority_recall", "value": 0.95, "threshold": 0.9,
-          "comparison": ">=", "passed": True}]  # fmt: skip
+          "comparison": ">=", "passed": True}]
 METRICS = {"gates": GATES,
            "evaluator": {"example_count": 200, "accuracy": 0.94, "macro_f1": 0.93,
                          "priority_class": "COVID", "priority_recall": 0.95},
            "variant": {"variant": "float32", "macro_f1": 0.93,
-                       "selection_reason": "float32 shipped: the test's pick"}}  # fmt: skip
+                       "selection_reason": "float32 shipped: the test's pick"}}
 
 
 def make_model_dir(folder: Path, model: Path = ATTENTION_MODEL, **manifest) -> Path:
     write_model_dir(folder, model, variant=manifest.pop("variant", "float32"),
                     synthetic_data=manifest.pop("synthetic_data", True),
-                    metrics=manifest.pop("metrics", METRICS), **manifest)  # fmt: skip
+                    metrics=manifest.pop("metrics", METRICS), **manifest)
     return folder
 
 
@@ -84,16 +84,16 @@ class Client:
         self.url = url
         self.headers = dict(headers or {})
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   _NoRedirect())  # fmt: skip
+                                                   _NoRedirect())
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict | None = None, timeout: float = 30) -> Reply:  # fmt: skip
+                headers: dict | None = None, timeout: float = 30) -> Reply:
         request = urllib.request.Request(self.url + path, data=body, method=method,
                                          headers={**self.headers, **(headers or {})})
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 return Reply(response.status, {k.lower(): v for k, v in response.headers.items()},
-                             response.read())  # fmt: skip
+                             response.read())
         except urllib.error.HTTPError as err:
             return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
 
@@ -104,7 +104,7 @@ class Client:
         return self.request("DELETE", path, **kwargs)
 
     def upload(self, files: list[tuple[str, bytes]], upload_ids: list[str] | None = None,
-               headers: dict | None = None) -> Reply:  # fmt: skip
+               headers: dict | None = None) -> Reply:
         body, content_type = multipart(files, upload_ids)
         return self.request("POST", "/api/classify", body,
                             {"Content-Type": content_type, **(headers or {})})
@@ -116,10 +116,10 @@ def multipart(files: list[tuple[str, bytes]], upload_ids: list[str] | None = Non
     for name, data in files:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
                      f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-                     .encode() + data + b"\r\n")  # fmt: skip
+                     .encode() + data + b"\r\n")
     for upload_id in upload_ids or []:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="upload_id"'
-                     f"\r\n\r\n{upload_id}\r\n".encode())  # fmt: skip
+                     f"\r\n\r\n{upload_id}\r\n".encode())
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
@@ -135,7 +135,7 @@ def start(model: Path, data_dir: Path, **options):
     bind_host = options.pop("bind_host", None)
     return serve_in_thread(ServeOptions(model=str(model), host=options.pop("host", "127.0.0.1"),
                                         port=0, data_dir=str(data_dir), **options),
-                           bind_host=bind_host)  # fmt: skip
+                           bind_host=bind_host)
 
 
 def wait_for(condition, what: str, timeout: float = 10.0) -> None:

@@ -102,7 +102,7 @@ def test_image_classifier_gives_the_referral_decision_of_cxr_edge(overrides, tmp
     exported = tmp_path / "cxr.tflite"
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in overrides.items()]
     assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported),
-                     *flags]) == 0  # fmt: skip
+                     *flags]) == 0
     assert "cxr.referral.json" in capsys.readouterr().err
     record = json.loads((tmp_path / "cxr.referral.json").read_text())
     assert record["model_sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
@@ -134,14 +134,14 @@ def test_image_classifier_gives_the_referral_decision_of_cxr_edge(overrides, tmp
         else:
             assert scores.pop(spec.ANDROID_REFER_CATEGORY) == 0.0
             probabilities = dict(zip(expected.class_names, expected.probabilities.tolist(),
-                                     strict=True))  # fmt: skip
+                                     strict=True))
             assert scores == pytest.approx(probabilities, abs=1e-5)
     counts = summary(results)
     assert counts["agree"] == counts["compared"] >= len(images) - 2
     assert counts["as_refer_category"] == counts["out_of_distribution"] > 0
     # Every outcome occurs, out-of-distribution ones among the built-in OOD set.
     assert set(outcomes) == {(STATUS_OK, None), (STATUS_REFER, REASON_LOW_CONFIDENCE),
-                             (STATUS_REFER, REASON_OUT_OF_DISTRIBUTION)}  # fmt: skip
+                             (STATUS_REFER, REASON_OUT_OF_DISTRIBUTION)}
     assert outcomes[(STATUS_REFER, REASON_OUT_OF_DISTRIBUTION)] - {"in_distribution"}
     assert "in_distribution" in outcomes[(STATUS_OK, None)]
 

@@ -49,7 +49,7 @@ def test_good_batch_exits_zero_and_csv_and_out_file(planted, capsys, tmp_path):
     code, out, _ = _run(
         capsys, "classify", "--model", model_path("fp32"), *good, "--format", "csv",
         "--out", out_file,
-    )  # fmt: skip
+    )
     assert code == cli.EXIT_OK and out == ""
     rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
     assert len(rows) == len(good)
@@ -79,7 +79,7 @@ def test_heatmaps_are_written_for_attention_models(planted, capsys, tmp_path):
     code, out, _ = _run(
         capsys, "classify", "--model", model_path("fp32"), folder / "ok.png",
         folder / "exif_rotated.jpg", "--heatmaps", heatmaps, "--format", "json",
-    )  # fmt: skip
+    )
     assert code == cli.EXIT_OK
     records = json.loads(out)
     for record in records:

@@ -12,7 +12,7 @@ from tests.edge.golden import model_path
 
 EDGE_DIR = Path(__file__).resolve().parents[2] / "edge"
 FORBIDDEN = ("tensorflow", "tf_keras", "keras", "tfx", "apache_beam", "components", "trainer",
-             "pipelines")  # fmt: skip
+             "pipelines")
 
 # Classify real files through the CLI, then report what got imported.
 PROBE = """
@@ -49,17 +49,17 @@ def test_classify_in_the_edge_only_venv_never_imports_tensorflow(planted):
     absent = subprocess.run(
         [python, "-c", "import importlib.util as u; print(u.find_spec('tensorflow') is None)"],
         capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    )
     assert absent.stdout.strip() == "True", f"{python} has tensorflow installed"
     result = subprocess.run(
         [python, "-X", "importtime", "-c", PROBE, str(model_path("int8")), str(folder)],
         capture_output=True, text=True, cwd=root, timeout=300,
         env={**os.environ, "PYTHONPATH": str(root)},
-    )  # fmt: skip
+    )
     report = json.loads(result.stderr.strip().splitlines()[-1])
     assert report == {"exit": 1, "heavy": []}  # exit 1: the planted bad files
     imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")]  # fmt: skip
+                if line.startswith("import time:")]
     assert "ai_edge_litert.interpreter" in imported and "PIL.Image" in imported
     assert not [name for name in imported if name.split(".")[0] == "tensorflow"]
     assert len(json.loads(result.stdout)) > 5

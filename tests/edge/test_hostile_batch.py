@@ -119,7 +119,7 @@ def test_a_heatmap_that_cannot_be_written_keeps_the_classification(
     code, out, _ = _run(
         capsys, "classify", "--model", model_path("fp32"), tmp_path / "a.png",
         "--heatmaps", tmp_path / "maps", "--format", "json",
-    )  # fmt: skip
+    )
     (record,) = json.loads(out)
     assert code == cli.EXIT_OK and record["status"] == "ok"
     assert "No space left" in record["heatmap_error"] and "heatmaps" not in record

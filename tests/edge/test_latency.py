@@ -14,7 +14,7 @@ from tests.edge.golden import model_path
 @pytest.mark.parametrize("variant, scheme", [
     ("fp32", "float32"), ("fp16", "float16"), ("dynamic", "dynamic-range"), ("int8", "int8"),
     ("int8_io", "int8"), ("uint8_io", "int8"),
-])  # fmt: skip
+])
 def test_quantization_is_read_from_the_models_own_tensor_types(variant, scheme):
     quantization = ModelRunner(model_path(variant)).quantization()
     assert quantization["scheme"] == scheme

@@ -50,7 +50,7 @@ def test_written_directory_loads_and_describes_the_model(pushed):
     assert manifest["class_names"] == list(spec.CLASS_NAMES)
     assert manifest["synthetic_data"] is True and manifest["metrics"] == {"macro_f1": 0.93}
     for key in ("format_version", "model_file", "preprocessing", "variant", "created_at",
-                "data_fingerprint", "pipeline_run_id"):  # fmt: skip
+                "data_fingerprint", "pipeline_run_id"):
         assert key in manifest
     loaded = load_model_dir(pushed)
     assert loaded.class_names == spec.CLASS_NAMES and loaded.input_size == 32

@@ -29,7 +29,7 @@ def keys(tmp_path):
     private, public = signing.generate_keypair(tmp_path / "keys")
     other_private, other_public = signing.generate_keypair(tmp_path / "other-keys")
     return {"private": private, "public": public,
-            "other_private": other_private, "other_public": other_public}  # fmt: skip
+            "other_private": other_private, "other_public": other_public}
 
 
 def _manifest(directory):
@@ -54,7 +54,7 @@ def _sign(directory, private_key_path):
     "model_file",
     ["../outside.tflite", "/abs/outside.tflite", "sub/model.tflite", "..", "", None, 7,
      "sub\\model.tflite"],
-)  # fmt: skip
+)
 def test_model_file_must_be_a_file_name_in_the_directory(pushed, model_file):
     outside = pushed.parent / "outside.tflite"
     shutil.copy(pushed / spec.MODEL_FILENAME, outside)  # a real, matching model out there
@@ -108,7 +108,7 @@ def test_model_file_that_is_a_folder_is_refused(pushed):
     "changes",
     [{"input": None}, {"input": "int8"}, {"class_names": "COVID"}, {"input_size": "32"},
      {"sha256": None}, {"class_names": [1, 2, 3, 4]}],
-)  # fmt: skip
+)
 def test_manifest_values_of_the_wrong_type_are_refused_not_crashed_on(pushed, changes):
     _rewrite(pushed, **changes)
     with pytest.raises(ManifestError, match=list(changes)[0]):
@@ -188,7 +188,7 @@ def test_unsigned_model_or_bare_file_is_refused_with_a_trusted_key(pushed, keys)
     ["not json", json.dumps({"algorithm": "Ed25519"}),
      json.dumps({"algorithm": "Ed25519", "signature": "!!!"}),
      json.dumps({"algorithm": "RSA", "signature": "AAAA"})],
-)  # fmt: skip
+)
 def test_a_broken_signature_file_is_refused(pushed, keys, content):
     (pushed / signing.SIGNATURE_FILENAME).write_text(content)
     with pytest.raises(ManifestError, match=signing.SIGNATURE_FILENAME):
@@ -223,12 +223,12 @@ def test_unusable_keys_are_clear_errors(tmp_path, keys):
     ec_key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "ec.pem").write_bytes(ec_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))  # fmt: skip
+        serialization.NoEncryption()))
     with pytest.raises(signing.SignatureError, match="an Ed25519 key is needed"):
         signing.load_private_key(tmp_path / "ec.pem")
     (tmp_path / "enc.pem").write_bytes(ec_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"secret")))  # fmt: skip
+        serialization.BestAvailableEncryption(b"secret")))
     with pytest.raises(signing.SignatureError, match="is encrypted"):
         signing.load_private_key(tmp_path / "enc.pem")
 
@@ -272,7 +272,7 @@ def test_cli_keygen_sign_and_trusted_key(pushed, tmp_path, capsys, monkeypatch):
 
     # Unsigned: refused by flag and by environment; accepted without a trusted key.
     code, out, err = _run(capsys, "classify", "--model", pushed, tmp_path / "x.png",
-                          "--trusted-key", public)  # fmt: skip
+                          "--trusted-key", public)
     assert code == cli.EXIT_USAGE and out == "" and "is not signed" in err
     monkeypatch.setenv(signing.TRUSTED_KEY_ENV, str(public))
     for command in (["info"], ["bench", "--runs", "1"]):
@@ -284,7 +284,7 @@ def test_cli_keygen_sign_and_trusted_key(pushed, tmp_path, capsys, monkeypatch):
     code, _, err = _run(capsys, "sign", "--model", pushed, "--key", private)
     assert code == 0 and (pushed / signing.SIGNATURE_FILENAME).is_file()
     code, out, err = _run(capsys, "classify", "--model", pushed, tmp_path / "x.png",
-                          "--format", "json")  # fmt: skip
+                          "--format", "json")
     assert code == 0 and json.loads(out)[0]["status"] == "ok"
     assert "signed by trusted key" in err
     code, _, _ = _run(capsys, "info", "--model", pushed)

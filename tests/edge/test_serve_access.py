@@ -19,7 +19,7 @@ CODE = "clinic-code-2611"
                                             ("localhost", True), ("::1", True), ("[::1]", True),
                                             ("0.0.0.0", False), ("::", False),
                                             ("192.168.1.20", False), ("pi.local", False),
-                                            ("", False)])  # fmt: skip
+                                            ("", False)])
 def test_what_counts_as_this_machine(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -39,7 +39,7 @@ def test_the_cli_refuses_before_listening(tmp_path, capsys):
     port = probe.getsockname()[1]
     probe.close()
     code = cli.main(["serve", "--model", str(model), "--host", "0.0.0.0", "--port", str(port),
-                     "--data-dir", str(tmp_path / "data")])  # fmt: skip
+                     "--data-dir", str(tmp_path / "data")])
     assert code == cli.EXIT_USAGE
     assert "without an access code" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # refused before anything was set up
@@ -58,7 +58,7 @@ def guarded(tmp_path):
     """A station configured for the network (0.0.0.0 + code), bound to 127.0.0.2 only."""
     try:
         running = start(make_model_dir(tmp_path / "model"), tmp_path / "data", host="0.0.0.0",
-                        bind_host="127.0.0.2", access_code=CODE)  # fmt: skip
+                        bind_host="127.0.0.2", access_code=CODE)
     except OSError as err:
         pytest.skip(f"cannot bind 127.0.0.2 here: {err}")
     yield running
@@ -70,7 +70,7 @@ def guarded(tmp_path):
                                           ("GET", "/api/health"), ("GET", "/api/history"),
                                           ("GET", "/api/history.csv"),
                                           ("DELETE", "/api/history/1"),
-                                          ("GET", "/nowhere")])  # fmt: skip
+                                          ("GET", "/nowhere")])
 def test_every_request_without_the_code_is_401(guarded, method, path):
     assert guarded.url.startswith("http://127.0.0.2:")
     reply = Client(guarded.url).request(method, path)
@@ -94,12 +94,12 @@ def test_uploads_without_the_code_are_401_even_when_too_large(guarded):
 def test_the_code_opens_the_api_by_header_bearer_or_basic(guarded):
     basic = base64.b64encode(f"clinic:{CODE}".encode()).decode()
     for headers in ({"X-Access-Code": CODE}, {"Authorization": f"Bearer {CODE}"},
-                    {"Authorization": f"Basic {basic}"}):  # fmt: skip
+                    {"Authorization": f"Basic {basic}"}):
         client = Client(guarded.url, headers)
         assert client.get("/api/model").status == 200
         assert client.upload([("a.png", xray_png(2))]).status == 200
     for wrong in ({"X-Access-Code": CODE + "x"}, {"Authorization": "Bearer nope"},
-                  {"Authorization": "Basic !!!"}, {"X-Access-Code": ""}):  # fmt: skip
+                  {"Authorization": "Basic !!!"}, {"X-Access-Code": ""}):
         assert Client(guarded.url, wrong).get("/api/model").status == 401
 
 

@@ -35,7 +35,7 @@ def test_one_image_gets_every_field_the_page_shows(station):
     assert set(result["probabilities"]) == {"COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"}
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
     assert result["predicted_class"] == max(result["probabilities"],
-                                            key=result["probabilities"].get)  # fmt: skip
+                                            key=result["probabilities"].get)
     assert result["images"]["attention_1"].startswith("data:image/jpeg;base64,")
     assert result["inference_ms"] > 0 and result["latency_ms"] >= result["inference_ms"]
     assert (result["model_version"], result["variant"]) == ("model", "float32")
@@ -47,7 +47,7 @@ def test_one_image_gets_every_field_the_page_shows(station):
 
 def test_refer_carries_its_reason(tmp_path):
     model = make_model_dir(tmp_path / "model", REFERRAL_MODEL,
-                           referral={"ood_threshold": 1.0, "refer_below": 0.6})  # fmt: skip
+                           referral={"ood_threshold": 1.0, "refer_below": 0.6})
     running = start(model, tmp_path / "data")
     try:
         import numpy as np
@@ -81,7 +81,7 @@ def test_a_bad_file_in_a_batch_fails_alone_and_everything_is_recorded(station, p
 
 @pytest.mark.parametrize("name, reason", [("text.png", "not_an_image"),
                                           ("truncated.png", "truncated"),
-                                          ("huge.png", "too_large")])  # fmt: skip
+                                          ("huge.png", "too_large")])
 def test_a_non_image_is_422_with_the_decoders_reason(station, planted, name, reason):
     folder, _ = planted
     reply = Client(station.url).upload([(name, (folder / name).read_bytes())])
@@ -96,13 +96,13 @@ def test_a_raw_image_body_is_one_upload(station):
                                         {"Content-Type": "image/png", "X-Filename": "raw.png"})
     assert reply.status == 200 and reply.json()["results"][0]["filename"] == "raw.png"
     empty = Client(station.url).request("POST", "/api/classify", b"",
-                                        {"Content-Type": "image/png"})  # fmt: skip
+                                        {"Content-Type": "image/png"})
     assert empty.status == 400
 
 
 def test_too_large_is_413_before_the_body_is_read(tmp_path):
     running = start(make_model_dir(tmp_path / "model"), tmp_path / "data",
-                    max_upload_bytes=64 * 1024, queue_size=3)  # fmt: skip
+                    max_upload_bytes=64 * 1024, queue_size=3)
     try:
         client = Client(running.url)
         big = client.upload([("big.png", b"\0" * (80 * 1024))])
@@ -264,7 +264,7 @@ def test_host_and_cross_site_guards(station):
         assert reply.status == 403
     assert client.delete("/api/history/1", headers={"Sec-Fetch-Site": "cross-site"}).status == 403
     same = client.upload([("a.png", xray_png(8))],
-                         headers={"Origin": f"http://127.0.0.1:{port}"})  # fmt: skip
+                         headers={"Origin": f"http://127.0.0.1:{port}"})
     assert same.status == 200
     # With no-referrer pages a browser sends Origin: null even for its own form; it also says
     # same-origin, and that is what counts.

@@ -16,15 +16,15 @@ from tests.edge.conftest import radiograph_like
 from tests.edge.serve_helpers import Client, make_model_dir, start, wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is absent")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and DRIVER):
     pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium "
                 "chromium-driver, done by tools/install_system_deps.sh as root)",
-                allow_module_level=True)  # fmt: skip
+                allow_module_level=True)
 
 CLASSES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
 CODE = "browser-code-42"
@@ -42,12 +42,12 @@ def browser(tmp_path):
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--no-proxy-server", "--disable-extensions", "--no-first-run",
                      "--disable-background-networking", "--window-size=1100,1000",
-                     f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+                     f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(DRIVER, log_output=str(tmp_path / "driver.log")),
-                              options=options)  # fmt: skip
+                              options=options)
     driver.execute_cdp_cmd("Page.setDownloadBehavior",
                            {"behavior": "allow", "downloadPath": str(downloads)})
     driver.implicitly_wait(0)
@@ -86,7 +86,7 @@ def test_upload_results_history_csv_and_provenance_in_chromium(tmp_path, browser
     try:
         driver.get(running.url + "/")
         _wait(lambda: driver.find_element(By.ID, "model-line").text.startswith("Model "),
-              "the model line is filled")  # fmt: skip
+              "the model line is filled")
         assert driver.find_element(By.ID, "synthetic").is_displayed()
         assert "never a diagnosis" in driver.find_element(By.ID, "notice").text
         camera = driver.find_element(By.ID, "camera")
@@ -96,7 +96,7 @@ def test_upload_results_history_csv_and_provenance_in_chromium(tmp_path, browser
         driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in files))
         _wait(lambda: len(_cards(driver)) == len(files) and not [
             c for c in _cards(driver) if c.get_attribute("data-status") == "pending"],
-            "every card has its result")  # fmt: skip
+            "every card has its result")
         cards = {c.find_element(By.TAG_NAME, "h3").text: c for c in _cards(driver)}
         assert set(cards) == {p.name for p in files}
         bad = cards["notes.png"]
@@ -166,7 +166,7 @@ def test_the_access_code_form_in_chromium(tmp_path, browser, files):
             By.ID, "model-line").text.startswith("Model "), "the triage page opens")
         driver.find_element(By.ID, "files").send_keys(str(files[-2]))
         _wait(lambda: _cards(driver) and _cards(driver)[0].get_attribute("data-status") in (
-            "ok", "refer"), "the upload is classified")  # fmt: skip
+            "ok", "refer"), "the upload is classified")
         driver.find_element(By.ID, "logout").click()
         _wait(lambda: driver.find_elements(By.ID, "code"), "logging out shows the form again")
         driver.get(running.url + "/history")

@@ -27,7 +27,7 @@ def _serve(model: Path, data: Path, port: int, *extra: str) -> subprocess.Popen:
          "--data-dir", str(data), *extra],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    )
 
 
 def test_the_command_serves_records_and_stops_on_sigterm(tmp_path):

@@ -31,12 +31,12 @@ def test_only_the_serve_shell_imports_the_web_stack():
             else:
                 continue
             offenders += [f"{name}: {m}" for m in modules
-                          if m.split(".")[0] in WEB and name not in ALLOWED]  # fmt: skip
+                          if m.split(".")[0] in WEB and name not in ALLOWED]
     assert offenders == []
 
 
 def test_importing_the_cli_loads_no_web_module():
     result = subprocess.run([sys.executable, "-c", PROBE, *WEB], capture_output=True, text=True,
-                            cwd=EDGE_DIR.parent, timeout=120)  # fmt: skip
+                            cwd=EDGE_DIR.parent, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []

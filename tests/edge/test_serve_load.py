@@ -74,7 +74,7 @@ def test_a_new_push_is_served_without_a_restart(tmp_path):
         first = client.upload([("a.png", xray_png(1))]).json()["results"][0]
         assert first["model_version"] == "v1" and "attention_1" in first["images"]
         push(serving, "v2", REFERRAL_MODEL, variant="int8",
-             referral={"ood_threshold": 1.0, "refer_below": 0.5})  # fmt: skip
+             referral={"ood_threshold": 1.0, "refer_below": 0.5})
         wait_for(lambda: client.get("/api/model").json()["version"] == "v2", "v2 is served")
         second = client.upload([("a.png", xray_png(1))]).json()["results"][0]
         assert (second["model_version"], second["variant"]) == ("v2", "int8")
@@ -92,7 +92,7 @@ def test_the_latest_link_is_followed_too(tmp_path):
     try:
         push(serving, "v2")
         wait_for(lambda: Client(running.url).get("/api/model").json()["version"] == "v2",
-                 "v2 is served through the link")  # fmt: skip
+                 "v2 is served through the link")
     finally:
         running.stop()
 
@@ -107,7 +107,7 @@ def test_a_tampered_push_is_refused_and_the_old_model_keeps_serving(tmp_path):
         model_file = bad / "model.tflite"
         model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
         wait_for(lambda: client.get("/api/model").json()["reload"]["last_error"],
-                 "the tampered push is refused")  # fmt: skip
+                 "the tampered push is refused")
         model = client.get("/api/model").json()
         assert model["version"] == "v1"
         assert "does not match its manifest" in model["reload"]["last_error"]["error"]
@@ -130,7 +130,7 @@ def test_tampering_with_the_running_models_files_cannot_reach_it(tmp_path):
         before = client.upload([("a.png", xray_png(3))]).json()["results"][0]
         (model / "model.tflite").write_bytes(b"")  # truncated in place under the server
         wait_for(lambda: client.get("/api/model").json()["reload"]["last_error"],
-                 "the edit is noticed and refused")  # fmt: skip
+                 "the edit is noticed and refused")
         after = client.upload([("a.png", xray_png(3))]).json()["results"][0]
         assert after["probabilities"] == before["probabilities"]  # the verified copy still runs
     finally:

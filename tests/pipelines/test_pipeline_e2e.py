@@ -139,7 +139,7 @@ def test_the_android_export_gives_the_edge_runners_decisions(e2e_config, first_r
          *(path for paths in holdout.values() for path in paths)],
         capture_output=True, text=True, cwd=repo, timeout=600,
         env={**os.environ, "PYTHONPATH": repo},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     ood_set = ood_images.PER_FAMILY * len(ood_images.FAMILIES)
