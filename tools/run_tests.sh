@@ -14,6 +14,8 @@ set -u
 venv=$1 edge_venv=$2
 shift 2
 export CXR_EDGE_PYTHON
+# An unexpected skip fails the run (tests/conftest.py, tests/allowed_skips.txt).
+export CXR_STRICT_SKIPS=1
 CXR_EDGE_PYTHON="$(cd "$edge_venv" && pwd)/bin/python"
 pipeline_pytest=(run_pytest "$venv/bin/python" "$@")
 edge_pytest=(run_pytest "$edge_venv/bin/python" "$@")
