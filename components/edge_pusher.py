@@ -40,9 +40,8 @@ from edge import manifest as edge_manifest
 from edge import signing as edge_signing
 from edge import spec
 
-LATEST_LINK = "latest"
-LATEST_FILE = "LATEST"  # the same pointer as text, for file systems without symlinks
-VERSIONS_DIR = "versions"
+# The destination's layout; LATEST is the same pointer as the link, for stores without symlinks.
+LATEST_LINK, LATEST_FILE, VERSIONS_DIR = spec.LATEST_LINK, spec.LATEST_FILE, spec.VERSIONS_DIR
 PUSH_RECORD = "push.json"
 
 

@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 
+from edge import spec
 from edge.classifier import REASON_OUT_OF_DISTRIBUTION, REASON_UNSTABLE, STATUS_REFER, decide
 
 
@@ -49,7 +50,7 @@ class Outputs:
 def decisions(probabilities: np.ndarray, ood_scores: np.ndarray | None,
               referral: dict, stability: np.ndarray | None = None
               ) -> list[tuple[str, str | None]]:
-    threshold = float(referral.get("ood_threshold", 1.0))
+    threshold = float(referral.get("ood_threshold", spec.DEFAULT_OOD_THRESHOLD))
     refer_below = float(referral.get("refer_below", 0.0))
     unstable_below = float(referral.get("unstable_below", 0.0))
     return [decide(p, None if ood_scores is None else float(ood_scores[i]), threshold,

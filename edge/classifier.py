@@ -21,6 +21,7 @@ from edge.preprocess import to_model_input
 STATUS_OK = "ok"
 STATUS_REFER = "refer"  # the model should not be trusted on this image: a clinician should look
 STATUS_ERROR = "error"
+INFERENCE_FAILED = "inference_failed"  # the error reason when a decoded image fails to run
 # Why an image was referred. The OOD check comes first: an image unlike the training data gets
 # no class answer to lean on, however confident the softmax looks.
 REASON_OUT_OF_DISTRIBUTION = "out_of_distribution"
@@ -125,7 +126,7 @@ class Classifier:
     def ood_threshold(self) -> float:
         if self.options.ood_threshold is not None:
             return self.options.ood_threshold
-        return float(self.referral.get("ood_threshold", 1.0))
+        return float(self.referral.get("ood_threshold", spec.DEFAULT_OOD_THRESHOLD))
 
     @property
     def unstable_below(self) -> float:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import heatmap, signing, spec
-from edge.classifier import STATUS_ERROR, Classifier, ClassifierOptions
+from edge.classifier import INFERENCE_FAILED, STATUS_ERROR, Classifier, ClassifierOptions
 from edge.imageio import DICOM_SUFFIXES, ImageError
 from edge.manifest import ManifestError, load_model_dir
 from edge.runtime import RuntimeUnavailable
@@ -41,7 +41,6 @@ from edge.serve import options as serve_options  # standard library only; the we
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
 EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE = 0, 1, 2
-INFERENCE_FAILED = "inference_failed"  # the error reason when a decoded image fails to run
 PROGRESS_MIN_FILES = 20  # shorter batches finish before a bar helps
 
 log = logging.getLogger(__name__)
@@ -429,7 +428,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="S",
         help="status 'refer' (out_of_distribution) when the model's OOD score is above S; "
-        "default: the manifest's (1.0, the cut chosen on eval)",
+        f"default: the manifest's ({spec.DEFAULT_OOD_THRESHOLD}, the cut chosen on eval)",
     )
     classify.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
     classify.add_argument(
@@ -480,7 +479,7 @@ def _parser() -> argparse.ArgumentParser:
     android.add_argument(
         "--ood-threshold", type=float, default=None, metavar="S",
         help="baked into the model: the referral category when the OOD score is above S; "
-        "default: the manifest's (1.0)",
+        f"default: the manifest's ({spec.DEFAULT_OOD_THRESHOLD})",
     )
     android.add_argument(
         "--refer-below", type=float, default=None, metavar="P",

@@ -253,7 +253,8 @@ def _valid_referral(referral) -> bool:
     unstable_below in -1..1 (a margin of probabilities)."""
     if not isinstance(referral, dict):
         return False
-    ood, below = referral.get("ood_threshold", 1.0), referral.get("refer_below", 0.0)
+    ood = referral.get("ood_threshold", spec.DEFAULT_OOD_THRESHOLD)
+    below = referral.get("refer_below", 0.0)
     unstable = referral.get("unstable_below", 0.0)
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool)
                   for v in (ood, below, unstable))

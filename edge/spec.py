@@ -30,6 +30,11 @@ SPLITS = ("train", "eval", "test")
 MODEL_FILENAME = "model.tflite"
 LABELS_FILENAME = "labels.txt"
 MANIFEST_FILENAME = "manifest.json"
+# The pusher's destination: versions/<version>/ holds each pushed model directory; the text
+# file LATEST names the newest, and on a local destination the symbolic link `latest` too.
+VERSIONS_DIR = "versions"
+LATEST_FILE = "LATEST"
+LATEST_LINK = "latest"
 
 # Tensor names of the exported models. The TFLite file keeps the SavedModel's
 # "serving_tensor" signature: input IMAGE_TENSOR_KEY float32 [1, size, size, 1] (0..255),
@@ -41,8 +46,11 @@ PROBABILITIES_KEY = "probabilities"
 ATTENTION_KEY_PREFIX = "attention_"
 EMBEDDING_KEY = "embedding"
 # [1]: out-of-distribution score (trainer/referral.py); above the manifest's ood_threshold
-# (1.0: the eval-chosen cut) the image is unlike the training data and is referred.
+# the image is unlike the training data and is referred.
 OOD_SCORE_KEY = "ood_score"
+# The score is scaled so that the cut chosen on eval is 1: the threshold the Trainer writes and
+# the one a manifest without `ood_threshold` gets.
+DEFAULT_OOD_THRESHOLD = 1.0
 # [1]: the consistency check (trainer/consistency.py): the smallest margin of the image's top
 # class in the model's answers on mild re-acquisitions of it; below the manifest's
 # unstable_below (0: a re-acquisition changed the class) the image is referred as unstable.

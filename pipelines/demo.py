@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from components import demo_data
+from edge import spec
 from pipelines.configs import REPO_ROOT, PipelineConfig
 
 DEMO_PER_CLASS = 860  # → ~600 train, ~130 eval, ~130 test images per class (70/15/15)
@@ -74,7 +75,7 @@ def run_demo(args) -> int:
             config.shift_gate_min_ok_accuracy = DEMO_SHIFT_GATE_FLOOR
     code = run_and_report(config, args.runner, args.verbose)
     if code == EXIT_OK:
-        code = _classify_holdout(Path(config.serving_model_dir) / "latest", holdout) or code
+        code = _classify_holdout(Path(config.serving_model_dir) / spec.LATEST_LINK, holdout) or code
     minutes = (time.monotonic() - started) / 60
     print(f"cxr-pipeline demo: finished in {minutes:.1f} min (exit {code}); "
           f"everything is under {workdir}")

@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from PIL import Image
 
 from components.demo_data import render_phantom
+from edge import spec
 from edge.manifest import write_model_dir
 from edge.serve.options import ServeOptions
 from edge.serve.server import serve_in_thread
@@ -42,11 +43,11 @@ def main(argv=None) -> int:
     try:
         uploads = _uploads(work)
         serving = work / "serving"
-        write_model_dir(serving / "versions" / "20261126T120000Z", MODEL, variant="float32",
+        write_model_dir(serving / spec.VERSIONS_DIR / "20261126T120000Z", MODEL, variant="float32",
                         synthetic_data=True, metrics=METRICS,
-                        referral={"ood_threshold": 1.0, "refer_below": 0.5,
+                        referral={"ood_threshold": spec.DEFAULT_OOD_THRESHOLD, "refer_below": 0.5,
                                   "method": "example threshold for the picture"})
-        (serving / "LATEST").write_text("20261126T120000Z\n")
+        (serving / spec.LATEST_FILE).write_text("20261126T120000Z\n")
         running = serve_in_thread(ServeOptions(model=str(serving), port=0,
                                                data_dir=str(work / "data")))
         try:

@@ -138,14 +138,14 @@ def fit_referral(model: tf_keras.Model, train_split, eval_split,
 
     temperature = fit_temperature(probabilities, eval_labels)
     calibrated = apply_temperature(probabilities, temperature)
-    accepted = eval_ood <= 1.0
+    accepted = eval_ood <= spec.DEFAULT_OOD_THRESHOLD
     refer_below, coverage, accuracy = selective_threshold(
         calibrated[accepted], eval_labels[accepted], config.target_accuracy)
     exported = with_referral(model, gaussians, ood_scale, temperature)
     summary = {
         "method": METHOD,
         "layers": [g.layer for g in gaussians],
-        "ood_threshold": 1.0,
+        "ood_threshold": spec.DEFAULT_OOD_THRESHOLD,
         "acceptance_target": config.acceptance,
         "eval_acceptance": float(accepted.mean()),
         "fitted_on_reacquired": reacquire is not None,

@@ -28,10 +28,7 @@ from edge.classifier import Classifier, ClassifierOptions
 from edge.manifest import ManifestError, load_model_dir
 from edge.runtime import RuntimeUnavailable
 
-# The pusher's layout (components/edge_pusher.py; edge/ cannot import components/, a test
-# checks the names agree): <destination>/LATEST holds the version name, versions/<version>/.
-LATEST_FILE = "LATEST"
-VERSIONS_DIR = "versions"
+LATEST_FILE, VERSIONS_DIR = spec.LATEST_FILE, spec.VERSIONS_DIR  # the pusher's layout
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from edge import heatmap
-from edge.classifier import STATUS_ERROR
+from edge.classifier import INFERENCE_FAILED, STATUS_ERROR
 from edge.imageio import ImageError
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 
-INFERENCE_FAILED = "inference_failed"  # the same reason `cxr-edge classify` gives
 PREVIEW_SIDE = heatmap.MAX_OVERLAY_SIDE
 
 log = logging.getLogger(__name__)
