@@ -198,7 +198,7 @@ WIDTH_TABLE = {64: 336_130, 128: 532_994, 256: 926_722, 512: 1_714_178, 1280: 4_
 
 
 def test_attention_gate_width_table():
-    """Parameters vs inter-channel width at 224 px (block6/block7), as BUILD_NOTES states them
+    """Parameters vs inter-channel width at 224 px (block6/block7), as docs/training.md states them
     (the original used 1280).
     The formula itself is checked against built models in the parameter-count test."""
     rows = {width: gate_params(192, width) + gate_params(320, width) for width in WIDTH_TABLE}
