@@ -8,8 +8,11 @@ Settings come from the environment (CXR_*; see pipelines/configs.py). For a clus
 components' Beam jobs elsewhere with CXR_BEAM_PIPELINE_ARGS (README: Flink, Spark, Dataflow).
 """
 
+import os
+
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from pipelines import console
 from pipelines.configs import PipelineConfig
 from pipelines.pipeline import create_pipeline
 
@@ -21,4 +24,8 @@ def run(config: PipelineConfig | None = None):
 
 
 if __name__ == "__main__":
-    run()
+    main_config = PipelineConfig.from_env()
+    # Library logs to <pipeline root>/pipeline.log; CXR_VERBOSE=1 keeps them on the terminal.
+    with console.quiet(console.log_path_for(main_config.pipeline_root),
+                       verbose=os.environ.get("CXR_VERBOSE") == "1"):
+        run(main_config)

@@ -8,8 +8,11 @@ Settings come from the environment (CXR_*; see pipelines/configs.py). Beam-based
 still use `beam_pipeline_args` (DirectRunner, one process per core by default).
 """
 
+import os
+
 from tfx import v1 as tfx
 
+from pipelines import console
 from pipelines.configs import PipelineConfig
 from pipelines.pipeline import create_pipeline
 
@@ -21,4 +24,8 @@ def run(config: PipelineConfig | None = None):
 
 
 if __name__ == "__main__":
-    run()
+    main_config = PipelineConfig.from_env()
+    # Library logs to <pipeline root>/pipeline.log; CXR_VERBOSE=1 keeps them on the terminal.
+    with console.quiet(console.log_path_for(main_config.pipeline_root),
+                       verbose=os.environ.get("CXR_VERBOSE") == "1"):
+        run(main_config)
