@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from edge import heatmap, signing, spec
-from edge.classifier import INFERENCE_FAILED, STATUS_ERROR, Classifier, ClassifierOptions
-from edge.imageio import DICOM_SUFFIXES, ImageError
+from edge.classifier import STATUS_ERROR, Classifier, ClassifierOptions
+from edge.imageio import DICOM_SUFFIXES
 from edge.manifest import ManifestError, load_model_dir
+from edge.record import classify_source
 from edge.runtime import RuntimeUnavailable
 from edge.serve import options as serve_options  # standard library only; the web stack is not
 
@@ -92,40 +93,19 @@ def classify_file(
 ) -> dict:
     """One record per file, whatever happens to it."""
     started = time.perf_counter()
-    record = {"path": str(path)}
-    try:
-        gray = classifier.load(path)
-        prediction = classifier.classify(gray)
-    except ImageError as err:
-        record.update(status=STATUS_ERROR, reason=err.reason, error=err.message)
-    except Exception as err:  # whatever it is, the batch goes on; --debug shows the traceback
-        log.debug("%s: inference failed", path, exc_info=True)
-        record.update(status=STATUS_ERROR, reason=INFERENCE_FAILED,
-                      error=f"{type(err).__name__}: {err}")
-    else:
-        record.update(
-            status=prediction.status,
-            **({"reason": prediction.reason} if prediction.reason else {}),
-            **({"ood_score": round(prediction.ood_score, 4)}
-               if prediction.ood_score is not None else {}),
-            **({"stability": round(prediction.stability, 4)}
-               if prediction.stability is not None else {}),
-            predicted_class=prediction.predicted_class,
-            probability=round(prediction.top_probability, 6),
-            probabilities={
-                name: round(float(p), 6)
-                for name, p in zip(classifier.class_names, prediction.probabilities, strict=True)
-            },
-            inference_ms=round(prediction.inference_ms, 3),
-        )
-        if heatmap_dir and prediction.attention:
-            try:
-                record["heatmaps"] = _write_heatmaps(
-                    path, gray, prediction.attention, heatmap_dir, used_names
-                )
-            except Exception as err:  # the classification stands; only the overlay is lost
-                log.debug("%s: heatmap failed", path, exc_info=True)
-                record["heatmap_error"] = f"{type(err).__name__}: {err}"
+    outcome = classify_source(classifier, path)
+    if outcome.failure is not None:  # --debug shows the traceback
+        log.debug("%s: inference failed", path, exc_info=outcome.failure)
+    record = {"path": str(path)} | outcome.record
+    prediction = outcome.prediction
+    if prediction is not None and heatmap_dir and prediction.attention:
+        try:
+            record["heatmaps"] = _write_heatmaps(
+                path, outcome.gray, prediction.attention, heatmap_dir, used_names
+            )
+        except Exception as err:  # the classification stands; only the overlay is lost
+            log.debug("%s: heatmap failed", path, exc_info=True)
+            record["heatmap_error"] = f"{type(err).__name__}: {err}"
     record["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return record
 
@@ -186,7 +166,7 @@ def _records_csv(records: list[dict], class_names) -> str:
         + ["ood_score", "latency_ms", "reason", "error"]
     )
     for record in records:
-        probabilities = record.get("probabilities", {})
+        probabilities = record.get("probabilities") or {}
         writer.writerow(
             [record["path"], record["status"], record.get("predicted_class", ""),
              record.get("probability", "")]
@@ -215,8 +195,8 @@ def _records_table(records: list[dict], class_names) -> str:
             [record["path"], record["status"], record["predicted_class"],
              f"{record['probability']:.3f}"]
             + [f"{probabilities[name]:.3f}" for name in class_names]
-            + [f"{record['ood_score']:.2f}" if "ood_score" in record else "-",
-               f"{record['latency_ms']:.1f}", record.get("reason", "")]
+            + [f"{record['ood_score']:.2f}" if record["ood_score"] is not None else "-",
+               f"{record['latency_ms']:.1f}", record["reason"] or ""]
         )
     return _table(rows)
 

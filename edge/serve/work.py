@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from edge import heatmap
-from edge.classifier import INFERENCE_FAILED, STATUS_ERROR
-from edge.imageio import ImageError
+from edge.record import classify_source
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 
@@ -132,32 +131,15 @@ def classify_upload(classifier, upload: Upload, keep: bool = False
 
     keep: also encode the PNGs to keep (--keep-images): the decoded image at full size and the
     heat maps. What is shown is JPEG: a 512 px PNG overlay costs ~50 ms to encode, a JPEG ~5."""
+    outcome = classify_source(classifier, upload.data)
+    if outcome.failure is not None:  # the batch goes on; the traceback goes to the log
+        log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=outcome.failure)
     record = {"filename": upload.filename,
-              "file_sha256": hashlib.sha256(upload.data).hexdigest()}
-    try:
-        gray = classifier.load(upload.data)
-        prediction = classifier.classify(gray)
-    except ImageError as err:
-        record.update(status=STATUS_ERROR, reason=err.reason, error=err.message)
+              "file_sha256": hashlib.sha256(upload.data).hexdigest()} | outcome.record
+    prediction, gray = outcome.prediction, outcome.gray
+    if prediction is None:
         return record, {}, {}
-    except Exception as err:  # the batch goes on; the traceback goes to the log
-        log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=True)
-        record.update(status=STATUS_ERROR, reason=INFERENCE_FAILED,
-                      error=f"{type(err).__name__}: {err}")
-        return record, {}, {}
-    record.update(
-        status=prediction.status,
-        reason=prediction.reason,
-        ood_score=None if prediction.ood_score is None else round(prediction.ood_score, 4),
-        predicted_class=prediction.predicted_class,
-        probability=round(prediction.top_probability, 6),
-        probabilities={name: round(float(p), 6)
-                       for name, p in zip(classifier.class_names, prediction.probabilities,
-                                          strict=True)},
-        inference_ms=round(prediction.inference_ms, 3),
-        height=int(gray.shape[0]),
-        width=int(gray.shape[1]),
-    )
+    record.update(height=int(gray.shape[0]), width=int(gray.shape[1]))
     overlays = {}
     try:
         for key, values in prediction.attention.items():

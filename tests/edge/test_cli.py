@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from edge import cli, spec
+from edge.record import FIELDS
 from edge.manifest import write_model_dir
 from tests.edge.conftest import PLANTED, radiograph_like
 from tests.edge.golden import PLAIN_MODEL, model_path
@@ -30,6 +31,7 @@ def test_bad_inputs_give_one_record_each_and_the_batch_goes_on(planted, capsys):
     assert sorted(by_name) == sorted(PLANTED) and len(records) == len(PLANTED)
     for name, reason in PLANTED.items():
         record = by_name[name]
+        assert set(FIELDS) <= set(record), record  # one schema: null where a key does not apply
         if reason is None:
             assert record["status"] == "ok", record
             assert record["predicted_class"] in spec.CLASS_NAMES
