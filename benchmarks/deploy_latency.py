@@ -31,12 +31,12 @@ import numpy as np
 from benchmarks.common import REPO_ROOT, mb
 from components.quantizer import select_variant
 from edge.latency import measure_in_fresh_process
+from trainer.constants import LATENCY_MARGIN
 
-MODEL_KINDS = ("attention", "baseline")
+DEPLOY_KINDS = ("attention", "baseline")
 # Measurement order within a round: int8 right after float32, so their ratio is paired in time.
 VARIANTS = ("float32", "int8", "float16", "dynamic")
-INT8_RATIO_GOAL = 0.5  # int8 median latency ≤ 0.5 × float32 at 224 px, 1 thread (issue 12)
-SELECTION_MARGIN = 0.10  # the Quantizer's default noise margin
+INT8_RATIO_GOAL = 0.5  # int8 median latency ≤ 0.5 × float32 at 224 px, 1 thread
 # The sources whose change makes cached conversions stale: the model code, the export, and the
 # Quantizer's conversion functions (not the whole quantizer.py, which changes for other reasons).
 SOURCES = ("trainer/models/backbone.py", "trainer/models/baseline.py",
@@ -90,7 +90,7 @@ def prepare_models(out_dir: str, size: int) -> dict:
 
     stamp = _source_stamp(size)
     files = {}
-    for kind in MODEL_KINDS:
+    for kind in DEPLOY_KINDS:
         kind_dir = os.path.join(out_dir, kind)
         stamp_path = os.path.join(kind_dir, "source.txt")
         paths = {variant: os.path.join(kind_dir, f"{variant}.tflite") for variant in VARIANTS}
@@ -159,13 +159,13 @@ def _selections(rows, threads) -> list[dict]:
     """What `components.quantizer.select_variant` ships per model and thread count, if every
     variant passed the F1 gate (which the 64 px topic checks on trained models)."""
     out = []
-    for kind in MODEL_KINDS:
+    for kind in DEPLOY_KINDS:
         for thread_count in threads:
             candidates = [{"variant": r["variant"], "latency_ms": r["median_ms"],
                            "size_bytes": r["size_bytes"], "passed": True}
                           for r in rows if r["model"] == kind and r["threads"] == thread_count]
             if candidates:
-                choice = select_variant(candidates, "fastest", SELECTION_MARGIN, None,
+                choice = select_variant(candidates, "fastest", LATENCY_MARGIN, None,
                                         thread_count)
                 out.append({"model": kind, "threads": thread_count, **choice})
     return out

@@ -20,7 +20,7 @@ from components.quantizer import QuantizerConfig, quantize_and_select, read_vari
 from pipelines.configs import PipelineConfig
 from trainer.summary_file import SUMMARY_FILENAME, read_training_summary
 
-MODEL_KINDS = ("attention", "baseline", "siamese")  # attention first: the one pushed
+BENCH_KINDS = ("attention", "baseline", "siamese")  # attention first: the one pushed
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
 
@@ -60,7 +60,7 @@ def obtain_models(work_dir: str, image_size: int, per_class: int, epochs: int | 
     settings = {
         "CXR_DATA_ROOT": data_root,
         "CXR_PIPELINE_ROOT": os.path.join(work_dir, f"pipeline-{image_size}px-{per_class}"),
-        "CXR_MODELS": ",".join(MODEL_KINDS),
+        "CXR_MODELS": ",".join(BENCH_KINDS),
         "CXR_IMAGE_SIZE": str(image_size),
         "CXR_SYNTHETIC_DATA": "true",
     }
@@ -72,7 +72,7 @@ def obtain_models(work_dir: str, image_size: int, per_class: int, epochs: int | 
     if run_pipeline:
         # In its own process: the benchmark's later measurements start from a lean parent.
         log = os.path.join(work_dir, "pipeline.log")
-        print(f"bench: pipeline run of {MODEL_KINDS} on {data_root} → {config.pipeline_root} "
+        print(f"bench: pipeline run of {BENCH_KINDS} on {data_root} → {config.pipeline_root} "
               f"(cached components are reused; log {log})", flush=True)
         started = time.monotonic()
         with open(log, "w") as handle:
@@ -137,7 +137,7 @@ def _variants(quantized, saved_model_dir, examples_uri, summary, config, work_di
         print(f"bench: converting {kind} ourselves ({reason})", flush=True)
         os.makedirs(out, exist_ok=True)
         quantize_and_select(saved_model_dir, examples_uri, out, QuantizerConfig(
-            variants=VARIANTS, max_f1_drop=config.max_quantized_f1_drop,
+            variants=VARIANTS, max_f1_drop=config.quantization_max_f1_drop,
             class_names=tuple(summary["config"]["class_names"]), seed=config.seed,
             fail_if_none_pass=False, skip_unblessed=False))
         with open(stamp, "w") as handle:

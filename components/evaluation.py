@@ -23,7 +23,7 @@ from tfx.dsl.io import fileio
 from components import tfma_metrics
 from components.code_fingerprint import module_fingerprint
 from edge import spec
-from trainer import metrics
+from trainer import constants, metrics
 
 MACRO_F1_METRIC = "macro_f1"
 PRIORITY_RECALL_METRIC = "priority_recall"
@@ -33,12 +33,11 @@ PRIORITY_RECALL_METRIC = "priority_recall"
 class GateConfig:
     """Thresholds of the Evaluator gates. Defaults are the project's release bar."""
 
-    min_macro_f1: float = 0.90
-    min_priority_recall: float = 0.90
+    min_macro_f1: float = constants.MIN_MACRO_F1
+    min_priority_recall: float = constants.MIN_PRIORITY_RECALL
     # A candidate may score at most this much macro F1 below the last blessed model of its own
-    # kind (0 = strictly no regression). 0.01: a retrain on the same data moves F1 about that
-    # much from seed noise alone.
-    max_macro_f1_regression: float = 0.01
+    # kind (0 = strictly no regression).
+    max_macro_f1_regression: float = constants.MAX_MACRO_F1_REGRESSION
     class_names: tuple[str, ...] = spec.CLASS_NAMES
     priority_class: str = spec.PRIORITY_CLASS
     model_kind: str = ""  # names the baseline in messages ("last blessed attention model")

@@ -17,6 +17,7 @@ from components import demo_data
 from pipelines import demo
 from pipelines.configs import PipelineConfig
 from pipelines.runs import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, run_and_report  # noqa: F401
+from trainer.constants import MODEL_KINDS
 
 
 def main(argv=None):
@@ -41,7 +42,7 @@ def _add_run_parser(subparsers):
                         help="everything the run writes goes here (artifacts, MLMD, report)")
     parser.add_argument("--runner", choices=("local", "beam"), default="beam")
     parser.add_argument("--model", action="append", dest="models",
-                        choices=("baseline", "attention", "siamese"),
+                        choices=MODEL_KINDS,
                         help="repeat to train several; the first is pushed (default attention)")
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--epochs", type=int)

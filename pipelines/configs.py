@@ -3,18 +3,30 @@
 The `tfx` CLI runs a runner script and passes it no flags, so every field can be set with an
 environment variable `CXR_<FIELD NAME IN CAPITALS>` (e.g. `CXR_DATA_ROOT=/data/cxr
 CXR_IMAGE_SIZE=224 tfx run create ...`). `cxr-pipeline run` sets the same fields from its flags.
+A field that feeds a component config has that config's field name, prefixed by the component
+where the name alone would be ambiguous (`quantization_latency_margin` is
+`QuantizerConfig.latency_margin`, `shift_gate_images` is `ShiftGateConfig.images`).
 """
 
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
+from components.shift_gate import ShiftGateConfig
 from edge import spec
+from trainer import constants
+from trainer.constants import MODEL_KINDS
 
 PIPELINE_NAME = "cxr-edge"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODEL_KINDS = ("baseline", "attention", "siamese")
+# Renamed fields: the old variable still works, with a warning naming the new one.
+RENAMED = {
+    "min_covid_recall": "min_priority_recall",
+    "max_regression": "max_macro_f1_regression",
+    "max_quantized_f1_drop": "quantization_max_f1_drop",
+}
 
 
 @dataclasses.dataclass
@@ -39,31 +51,31 @@ class PipelineConfig:
     max_train_seconds: float = 0.0  # 0: no time cap
     weights: str = "none"  # none | imagenet | path to a local weights file
     seed: int = 42
-    # Gates (never lowered to make a demo pass).
-    min_macro_f1: float = 0.90
-    min_covid_recall: float = 0.90
-    max_regression: float = 0.01  # allowed macro-F1 drop vs the last blessed model
-    max_quantized_f1_drop: float = 0.01
-    # Empty: the objective's own set. Dynamic-range is never the fastest on the edge runtime
-    # (XNNPACK runs its float activations slower than float32: issue 12's 224 px table), so
-    # "fastest" does not spend a conversion and a gate on it; "smallest" does.
+    # The Evaluator's gates (components/evaluation.py GateConfig).
+    min_macro_f1: float = constants.MIN_MACRO_F1
+    min_priority_recall: float = constants.MIN_PRIORITY_RECALL
+    max_macro_f1_regression: float = constants.MAX_MACRO_F1_REGRESSION
+    # The Quantizer (components/quantizer.py QuantizerConfig).
+    quantization_max_f1_drop: float = constants.MAX_F1_DROP
+    # Empty: the objective's own set; "fastest" skips dynamic-range, never the fastest on the
+    # edge runtime (docs/decisions/default-variant-set.md).
     quantization_variants: tuple[str, ...] = ()
     # Which passing variant ships (components/quantizer.py select_variant): "fastest" median
     # latency on the edge runtime (within the margin, the smaller file) or "smallest"; timed at
     # the device's thread count (4 for a Raspberry Pi 4); size budget in MB, 0 for none.
     quantization_objective: str = "fastest"
     quantization_latency_threads: int = 1
-    quantization_latency_margin: float = 0.10
+    quantization_latency_margin: float = constants.LATENCY_MARGIN
     quantization_max_size_mb: float = 0.0
     # >1: int8 is converted from this many calibration samples and the one whose answers agree
-    # most with float on the eval split ships (each extra sample ~15-25 s at 64 px).
+    # most with float on the eval split ships (each extra sample costs one more conversion).
     quantization_calibration_candidates: int = 1
     # The acquisition-shift gate (components/shift_gate.py) on the float model and every
     # variant: test images it shifts (0: off), and its floors (accuracy 0: the referral's target).
-    shift_gate_images: int = 400
-    shift_gate_min_ok_accuracy: float = 0.0
-    shift_gate_min_mild_acceptance: float = 0.5
-    shift_gate_min_resolution_acceptance: float = 0.9
+    shift_gate_images: int = ShiftGateConfig.images
+    shift_gate_min_ok_accuracy: float = ShiftGateConfig.min_ok_accuracy
+    shift_gate_min_mild_acceptance: float = ShiftGateConfig.min_mild_acceptance
+    shift_gate_min_resolution_acceptance: float = ShiftGateConfig.min_resolution_acceptance
     synthetic_data: bool = True  # said on the report and in the manifest
     # Beam: DirectRunner, one process per core, unless told otherwise.
     beam_pipeline_args: tuple[str, ...] = (
@@ -110,11 +122,25 @@ class PipelineConfig:
         environ = os.environ if environ is None else environ
         values = {}
         for field in dataclasses.fields(cls):
-            raw = environ.get("CXR_" + field.name.upper())
+            raw = environ.get(_variable(field.name))
             if raw is not None and raw != "":
                 values[field.name] = _parse(field, raw)
+        for old, new in RENAMED.items():
+            raw = environ.get(_variable(old))
+            if raw is None or raw == "":
+                continue
+            if new in values:
+                raise ValueError(f"{_variable(old)} was renamed {_variable(new)}; "
+                                 f"set only {_variable(new)}")
+            warnings.warn(f"{_variable(old)} is now {_variable(new)}; please rename it",
+                          FutureWarning, stacklevel=2)
+            values[new] = _parse(next(f for f in dataclasses.fields(cls) if f.name == new), raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _variable(name: str) -> str:
+    return "CXR_" + name.upper()
 
 
 def _parse(field, raw):

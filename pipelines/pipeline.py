@@ -165,7 +165,7 @@ def delivery(config: PipelineConfig, examples, gated: list[GatedModel], **report
 def quantizer_config(config: PipelineConfig, class_names) -> QuantizerConfig:
     return QuantizerConfig(
         variants=config.quantization_variants,
-        max_f1_drop=config.max_quantized_f1_drop,
+        max_f1_drop=config.quantization_max_f1_drop,
         objective=config.quantization_objective,
         latency_threads=config.quantization_latency_threads,
         latency_margin=config.quantization_latency_margin,
@@ -210,8 +210,8 @@ def gate_config(config: PipelineConfig, class_names, kind: str | None = None) ->
     priority = spec.PRIORITY_CLASS if spec.PRIORITY_CLASS in class_names else class_names[0]
     return GateConfig(
         min_macro_f1=config.min_macro_f1,
-        min_priority_recall=config.min_covid_recall,
-        max_macro_f1_regression=config.max_regression,
+        min_priority_recall=config.min_priority_recall,
+        max_macro_f1_regression=config.max_macro_f1_regression,
         class_names=tuple(class_names),
         priority_class=priority,
         model_kind=kind or config.models[0],

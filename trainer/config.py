@@ -6,15 +6,18 @@ recalibration before each evaluation, AdamW, label smoothing, warmup then cosine
 """
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from edge import spec
+from trainer.constants import MODEL_KINDS
 
-MODEL_KINDS = ("baseline", "attention", "siamese")
 ATTENTION_NORMALISATIONS = ("sigmoid", "softmax")
 ATTENTION_AGGREGATIONS = ("concat", "deep_sup")
 SIAMESE_CLASSIFIERS = ("auto", "prototype", "knn")
+# Renamed keys: an old one still works, with a warning naming the new one.
+RENAMED = {"ood_acceptance": "referral_acceptance", "ood_components": "referral_components"}
 
 
 @dataclasses.dataclass
@@ -112,10 +115,11 @@ class TrainConfig:
     prototype_temperature: float = 0.1
     embedding_plots: bool = True
 
-    # Referral (trainer/referral.py): an OOD score and a temperature fitted after training.
+    # Referral (trainer/referral.py): an OOD score and a temperature fitted after training;
+    # referral_<name> is ReferralConfig.<name>.
     referral: bool = True
-    ood_acceptance: float = 0.99  # share of eval images the OOD threshold accepts
-    ood_components: int = 64  # PCA directions per layer Gaussian
+    referral_acceptance: float = 0.99  # share of eval images the OOD threshold accepts
+    referral_components: int = 64  # PCA directions per layer Gaussian
     referral_target_accuracy: float = 0.97  # eval accuracy at or above the default refer_below
     # The answer on mild re-acquisitions of the image (trainer/consistency.py), inside the
     # exported model: an image whose class a slight blur or sharpening changes is "unstable".
@@ -160,6 +164,14 @@ class TrainConfig:
     def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> "TrainConfig":
         """Builds the config from a Trainer's custom_config; unknown keys are an error."""
         custom_config = dict(custom_config or {})
+        for old, new in RENAMED.items():
+            if old not in custom_config:
+                continue
+            if new in custom_config:
+                raise ValueError(f"custom_config key {old!r} was renamed {new!r}; set only {new!r}")
+            warnings.warn(f"custom_config key {old!r} is now {new!r}; please rename it",
+                          FutureWarning, stacklevel=2)
+            custom_config[new] = custom_config.pop(old)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(custom_config) - known)
         if unknown:

@@ -19,7 +19,7 @@ import tf_keras
 from tf_keras import layers
 
 from edge import spec
-from trainer.referral import LAYER_PREFIX
+from trainer.constants import REFERRAL_LAYER_PREFIX
 
 # (name, parameter) on the model's grid: a Gaussian blur of σ pixels, an unsharp mask of that
 # amount (σ of the same blur). Mild: within what the Trainer's acquisition augmentation draws.
@@ -111,13 +111,14 @@ def with_consistency(model: tf_keras.Model, views=VIEWS) -> tf_keras.Model:
     Every layer added is named "referral_*": the int8 Quantizer keeps them in float."""
     copies = 1 + len(views)
     image = tf_keras.Input(shape=model.input.shape[1:], name=spec.IMAGE_TENSOR_KEY)
-    stacked = ReacquiredViews(views, name=f"{LAYER_PREFIX}_views")(image)
+    stacked = ReacquiredViews(views, name=f"{REFERRAL_LAYER_PREFIX}_views")(image)
     outputs = model(stacked)
     if not isinstance(outputs, dict):
         outputs = {spec.PROBABILITIES_KEY: outputs}
-    own = {key: FirstOfStack(copies, name=f"{LAYER_PREFIX}_image_{key}")(value)
+    own = {key: FirstOfStack(copies, name=f"{REFERRAL_LAYER_PREFIX}_image_{key}")(value)
            for key, value in outputs.items()}
-    own[spec.STABILITY_KEY] = ViewStability(copies, name=f"{LAYER_PREFIX}_{spec.STABILITY_KEY}")(
+    own[spec.STABILITY_KEY] = ViewStability(
+        copies, name=f"{REFERRAL_LAYER_PREFIX}_{spec.STABILITY_KEY}")(
         outputs[spec.PROBABILITIES_KEY])
     return tf_keras.Model(image, own, name=f"{model.name}_with_consistency")
 

@@ -34,6 +34,7 @@ from tf_keras import layers
 
 from edge import spec
 from trainer import metrics
+from trainer.constants import REFERRAL_LAYER_PREFIX
 
 # (layer name, grid): the input image (standardised here) on an 8×8 grid, then B0 blocks from
 # early to late. The image is read from the model's input, not from the stem's "standardise"
@@ -61,7 +62,6 @@ CLASS_CONDITIONAL_LAYER = "top_activation"
 # acceptance 0.27 in int8, 0.99 in float). At 1e-3: int8 0.996, float 0.994, and the built-in
 # OOD set still scored >= 16 (threshold 1; BUILD_NOTES, issue 12).
 VARIANCE_FLOOR = 1e-3
-LAYER_PREFIX = "referral"  # every layer added here; the int8 Quantizer keeps them in float
 METHOD = ("multi-layer Mahalanobis (the input's cell means/stds and its two-scale detail "
           "energy, per-channel mean/std summaries of 6 EfficientNetB0 layers; "
           "probabilistic-PCA Gaussians fitted on train, class-conditional on the last layer), "
@@ -283,7 +283,7 @@ def _grid_mean(inputs, grid: int):
 def _summarise(model: tf_keras.Model, layer: str, grid: int):
     """`layer`'s FeatureSummary (the standardised image's for INPUT_LAYER), named for the
     Quantizer, which keeps every "referral_*" layer in float."""
-    name = f"{LAYER_PREFIX}_summary_{layer}"
+    name = f"{REFERRAL_LAYER_PREFIX}_summary_{layer}"
     if layer == DETAIL_LAYER:
         return DetailSummary(grid, name=name)(model.input)
     output = model.input if layer == INPUT_LAYER else model.get_layer(layer).output
@@ -449,12 +449,13 @@ def with_referral(model: tf_keras.Model, gaussians: list[LayerGaussian], ood_sca
         layer_scores.append(MahalanobisScore(
             gaussian.means, gaussian.directions, gaussian.inverse_std,
             gaussian.residual_inverse_variance, gaussian.scale,
-            name=f"{LAYER_PREFIX}_distance_{gaussian.layer}")(summary))
-    ood = LargestRatio(ood_scale, name=f"{LAYER_PREFIX}_{spec.OOD_SCORE_KEY}")(layer_scores)
+            name=f"{REFERRAL_LAYER_PREFIX}_distance_{gaussian.layer}")(summary))
+    ood = LargestRatio(ood_scale,
+                       name=f"{REFERRAL_LAYER_PREFIX}_{spec.OOD_SCORE_KEY}")(layer_scores)
     outputs = dict(model.output) if isinstance(model.output, dict) else {
         spec.PROBABILITIES_KEY: model.output}
     outputs[spec.PROBABILITIES_KEY] = TemperatureScaling(
-        temperature, name=f"{LAYER_PREFIX}_calibrated")(outputs[spec.PROBABILITIES_KEY])
+        temperature, name=f"{REFERRAL_LAYER_PREFIX}_calibrated")(outputs[spec.PROBABILITIES_KEY])
     outputs[spec.OOD_SCORE_KEY] = ood
     return tf_keras.Model(model.input, outputs, name=f"{model.name}_with_referral")
 

@@ -55,7 +55,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                      if config.augment_acquisition > 0 else None)
         model, result.summary["referral"] = referral.fit_referral(
             model, train_split, eval_split, referral.ReferralConfig(
-                acceptance=config.ood_acceptance, components=config.ood_components,
+                acceptance=config.referral_acceptance, components=config.referral_components,
                 target_accuracy=config.referral_target_accuracy), reacquire)
         if config.consistency_check:
             model = consistency.with_consistency(model)
