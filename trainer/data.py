@@ -25,52 +25,10 @@ import tensorflow as tf
 from edge import spec
 from trainer import preprocessing
 from trainer.acquisition import AcquisitionConfig, make_acquisition_augmenter
+from trainer.split_reader import Split  # the one in-memory split (also trainer.data.Split)
 
 READ_BATCH = 64  # records per batch the data accessor reads before they are un-batched
 DEFAULT_SHUFFLE_BUFFER = 2048
-
-
-@dataclasses.dataclass
-class Split:
-    """A split decoded into memory."""
-
-    images: np.ndarray  # float32 [N, size, size, 1], 0..255
-    labels: np.ndarray  # int64 [N]
-    skipped: int = 0  # records whose image failed to decode
-    _slices: tf.data.Dataset | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[1])
-
-    def slices(self) -> tf.data.Dataset:
-        """(image, label) elements; built once, so every pass shares one tensor copy."""
-        if self._slices is None:
-            self._slices = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
-        return self._slices
-
-    def dataset(self, batch_size: int, shuffle_seed: int | None = None,
-                repeat: bool = False) -> tf.data.Dataset:
-        """Batches of (float32 images, int64 labels); in split order unless shuffle_seed."""
-        dataset = self.slices()
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
-        if repeat:
-            dataset = dataset.repeat()
-        return dataset.batch(batch_size)
-
-    def class_dataset(self, label: int, seed: int) -> tf.data.Dataset:
-        """Endless shuffled (image, label) elements of one class."""
-        members = self.images[self.labels == label]
-        return (tf.data.Dataset.from_tensor_slices((members, tf.fill([len(members)], label)))
-                .map(lambda x, y: (x, tf.cast(y, tf.int64)))
-                .shuffle(len(members), seed=seed, reshuffle_each_iteration=True).repeat())
-
-    def gather(self, indices: np.ndarray) -> np.ndarray:
-        return self.images[indices]
 
 
 @dataclasses.dataclass

@@ -20,14 +20,53 @@ from edge.preprocess import to_model_input
 
 @dataclasses.dataclass
 class Split:
+    """A split decoded into memory: `read_split`'s, `trainer.data.load_split`'s and the tests'.
+
+    Its `tf.data` views (`dataset`, `class_dataset`) import TensorFlow when first asked for."""
+
     images: np.ndarray  # float32 [N, size, size, 1], 0..255
     labels: np.ndarray  # int64 [N]
     skipped: int = 0  # examples whose image could not be decoded
     source_paths: list[str] = dataclasses.field(default_factory=list)  # relative to data root
     encoded: list[bytes] = dataclasses.field(default_factory=list)  # only with keep_encoded
+    _slices: object = dataclasses.field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    def slices(self):
+        """(image, label) tf.data elements; built once, so every pass shares one tensor copy."""
+        import tensorflow as tf
+
+        if self._slices is None:
+            self._slices = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
+        return self._slices
+
+    def dataset(self, batch_size: int, shuffle_seed: int | None = None, repeat: bool = False):
+        """tf.data batches of (float32 images, int64 labels); in split order unless
+        shuffle_seed."""
+        dataset = self.slices()
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        return dataset.batch(batch_size)
+
+    def class_dataset(self, label: int, seed: int):
+        """Endless shuffled (image, label) tf.data elements of one class."""
+        import tensorflow as tf
+
+        members = self.images[self.labels == label]
+        return (tf.data.Dataset.from_tensor_slices((members, tf.fill([len(members)], label)))
+                .map(lambda x, y: (x, tf.cast(y, tf.int64)))
+                .shuffle(len(members), seed=seed, reshuffle_each_iteration=True).repeat())
+
+    def gather(self, indices: np.ndarray) -> np.ndarray:
+        return self.images[indices]
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
