@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from edge import cli, spec
-from edge.record import FIELDS
 from edge.manifest import write_model_dir
+from edge.record import FIELDS
 from tests.edge.conftest import PLANTED, radiograph_like
 from tests.edge.golden import PLAIN_MODEL, model_path
 

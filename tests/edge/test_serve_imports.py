@@ -1,5 +1,5 @@
-"""The web stack stays in the serve extra: only edge/serve/app.py and server.py import it, and
-`import edge.cli` (what `cxr-edge classify` runs) loads none of it."""
+"""The web stack stays in the serve extra: only edge/serve/app.py, guard.py and server.py import
+it, and `import edge.cli` (what `cxr-edge classify` runs) loads none of it."""
 
 import ast
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 EDGE_DIR = Path(__file__).resolve().parents[2] / "edge"
 WEB = ("starlette", "uvicorn", "multipart", "python_multipart", "anyio", "h11", "click")
-ALLOWED = {"edge/serve/app.py", "edge/serve/server.py"}
+ALLOWED = {"edge/serve/app.py", "edge/serve/guard.py", "edge/serve/server.py"}
 
 PROBE = """
 import json, sys
