@@ -5,26 +5,39 @@ run_all.py calls `render`; to re-render an existing results.json:
 """
 
 import json
+import os
+import re
 import sys
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from benchmarks import serve_load
+
 VARIANT_ORDER = ("savedmodel", "float32", "float16", "dynamic", "int8")
+# The sections in the order they are written, each with the `--update` topic it comes from.
+SECTIONS = (("Goals", None), ("Deployment resolution: edge latency at {size} px", "deploy"),
+            ("Models under test", "models"), ("Attention vs baseline vs Siamese", "compare"),
+            ("Demo size: edge latency per image and macro-F1 loss", "latency"),
+            ("Demo size: model size per variant", "latency"),
+            ("Edge runner footprint", "footprint"), ("Training throughput", "training"),
+            ("Streaming input", "streaming"), ("ExampleGen ingest", "ingest"),
+            ("`make demo` wall time", "demo"), ("`cxr-edge serve` under load", "serve"))
+# Notes that hold whatever is re-measured; the rest of a row's note is derived from results.
+NOTES = {"Goals": "each row comes from the topic it names",
+         "deploy": "untrained architectures, no referral head or consistency check"}
+USES_MODELS = ("compare", "latency", "footprint", "training")  # run_all.NEEDS_MODELS
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+_TMP_PATH = re.compile(r"/tmp/(?:[\w.+-]+/)*([\w.+-]*[\w+-])")
 
 
 def render(results: dict) -> str:
+    results = _repo_relative(results, _repo_roots(results))
     out = ["# cxr-edge benchmarks", ""]
     if results["mode"] != "full":
         out += [f"> **{results['mode'].upper()}** — numbers from `run_all.py --quick`.", ""]
-    if results.get("updates"):
-        again = sorted({t for u in results["updates"] for t in u["topics"]})
-        out += ["Written by `make bench` (`benchmarks/run_all.py`; `results.json` holds every "
-                "number). Every number below was measured in the run described under Machine, "
-                f"except the topics {', '.join(again)}, re-measured later with `--update` (when, "
-                "under what load and on which code: below); each replaced its earlier numbers "
-                "whole. Data: SYNTHETIC demo phantoms.", ""]
-    else:
-        out += ["Written by `make bench` (`benchmarks/run_all.py`); every number below was "
-                "measured in that one run (`results.json` holds them all). Data: SYNTHETIC "
-                "demo phantoms.", ""]
+    out += _intro(results)
+    out += _topics(results)
     out += _machine(results["machine"], results)
     out += _goals(results)
     out += _deploy(results.get("deploy"))
@@ -38,11 +51,101 @@ def render(results: dict) -> str:
     out += _streaming(results.get("streaming"))
     out += _ingest(results.get("ingest"))
     out += _demo(results.get("demo"))
+    serve = serve_load.render_markdown(results)
+    if serve:
+        out += serve.rstrip("\n").split("\n") + [""]
     if results["errors"]:
         out += ["## Topics that failed", ""]
         out += [f"- **{name}**: `{error[:300]}`" for name, error in results["errors"].items()]
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _repo_roots(results) -> list[str]:
+    """This checkout's root, and the one results.json was written in (its default out_dir)."""
+    roots = [REPO_ROOT]
+    out_dir = (results.get("settings") or {}).get("out_dir") or ""
+    if os.path.basename(out_dir.rstrip("/")) == "benchmarks":
+        roots.append(os.path.dirname(out_dir.rstrip("/")))
+    return roots
+
+
+def _repo_relative(value, roots):
+    """Every string with the repo root stripped from its paths; a /tmp path becomes its name."""
+    if isinstance(value, dict):
+        return {key: _repo_relative(item, roots) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_repo_relative(item, roots) for item in value]
+    if not isinstance(value, str):
+        return value
+    for root in roots:
+        value = "." if value == root else value.replace(root + "/", "")
+    return _TMP_PATH.sub(r"\1", value)
+
+
+def _intro(results) -> list[str]:
+    if not results.get("updates"):
+        return ["Written by `make bench` (`benchmarks/run_all.py`); every number below was "
+                "measured in that one run (`results.json` holds them all). Data: SYNTHETIC "
+                "demo phantoms.", ""]
+    commits = {_measured(results, topic)[1] for _, topic in SECTIONS if results.get(topic)}
+    cores = results["machine"].get("affinity_cores") or results["machine"].get("cpu_count")
+    return ["Written by `make bench` (`benchmarks/run_all.py`; `results.json` holds every "
+            "number). `run_all.py --update` re-measures chosen topics into the existing "
+            "results, so the sections below were measured at different times"
+            + (", on different code" if len(commits) > 1 else "")
+            + ". The table says when and on which commit each one was measured. Data: "
+            f"SYNTHETIC demo phantoms. Machine: the {cores}-core build machine described under "
+            "Machine. Timings move by tens of percent between runs on it, so compare them "
+            "within a table, not across tables.", ""]
+
+
+def _measured(results, topic) -> tuple[str, str]:
+    """When and on which commit a topic was measured: its latest --update, else the first run."""
+    source = results["machine"]
+    for update in results.get("updates", []):
+        if topic in update["topics"]:
+            source = update
+    commit = str(source.get("git_commit"))
+    if source.get("git_uncommitted_py"):
+        commit += " + uncommitted .py files"
+    return source["date_utc"], commit
+
+
+def _topics(results) -> list[str]:
+    rows = []
+    for section, topic in SECTIONS:
+        if topic is None:
+            if _goals(results):
+                rows.append([section, "–", "–", "–", NOTES.get(section, "")])
+            continue
+        if not results.get(topic):
+            continue
+        if topic == "deploy":
+            section = section.format(size=results["deploy"]["image_size"])
+        when, commit = _measured(results, topic)
+        rows.append([section, f"`{topic}`", when, commit, _note(results, topic)])
+    return _table(["section", "topic (`--update` name)", "measured (UTC)", "commit", "note"],
+                  rows)
+
+
+def _note(results, topic) -> str:
+    if topic in NOTES:
+        return NOTES[topic]
+    models = results.get("models") or {}
+    same_run = bool(models) and _measured(results, topic) == _measured(results, "models")
+    if topic == "models":
+        epochs = sorted({m["epochs"] for m in models["models"].values()}, key=str)
+        count = len(models["models"])
+        return (f"the {_WORDS.get(count, count)} models the benchmark trains ("
+                + "/".join(map(str, epochs)) + " epochs)")
+    if topic in USES_MODELS and same_run:
+        return "those models"
+    if topic == "serve" and same_run:
+        model = results["serve"]["model"]
+        return (f"a {model['variant'] or model['quantization']} {model['input_size']} px model "
+                "of that run")
+    return ""
 
 
 def _table(header, rows) -> list[str]:
@@ -56,7 +159,9 @@ def _verdict(ok) -> str:
 
 
 def _machine(m, results) -> list[str]:
-    rows = [["date (UTC)", m["date_utc"]], ["CPU", m["cpu_model"]],
+    first = " (first full run)" if results.get("updates") else ""
+    rows = [["date (UTC)" + (" of the first full run" if first else ""), m["date_utc"]],
+            ["CPU", m["cpu_model"]],
             ["cores", f"{m['cpu_count']} ({m['affinity_cores']} usable)"],
             ["SIMD", ", ".join(m["simd_flags"]) or "-"], ["RAM", f"{m['ram_gb']} GB"],
             ["OS", m["os"]], ["Python", m["python"]],
@@ -64,22 +169,14 @@ def _machine(m, results) -> list[str]:
             ["ai-edge-litert", f"{m['ai_edge_litert_edge_venv']} (edge interpreter), "
                                f"{m['ai_edge_litert_pipeline_venv']} (pipeline venv)"],
             ["edge interpreter", m["edge_interpreter"]],
-            ["load average start → end", f"{m['load_average_at_start']} → "
-                                         f"{m.get('load_average_at_end')}"],
-            ["benchmark wall time", f"{results.get('bench_wall_s', 0) / 60:.1f} min"],
-            ["code", f"commit {m.get('git_commit')}" + (
+            ["load average start → end" + first, f"{m['load_average_at_start']} → "
+                                                 f"{m.get('load_average_at_end')}"],
+            ["benchmark wall time" + first, f"{results.get('bench_wall_s', 0) / 60:.1f} min"],
+            ["code" + first, f"commit {m.get('git_commit')}" + (
                 "; uncommitted .py files in the working tree at the start: "
                 + ", ".join(m["git_uncommitted_py"]) if m.get("git_uncommitted_py") else
                 "; no uncommitted .py files")]]
     lines = ["## Machine", ""] + _table(["", ""], rows)
-    for update in results.get("updates", []):
-        code = f"commit {update.get('git_commit')}" + (
-            "; uncommitted .py files: " + ", ".join(update["git_uncommitted_py"])
-            if update.get("git_uncommitted_py") else "; no uncommitted .py files")
-        lines += [f"**Re-measured {update['date_utc']} UTC** with `--update`: "
-                  f"{', '.join(update['topics'])}; load average {update['load_average_at_start']}"
-                  f" → {update['load_average_at_end']}; {update['wall_s'] / 60:.1f} min; {code}.",
-                  ""]
     busiest = max(m["load_average_at_start"][0], (m.get("load_average_at_end") or [0])[0])
     if busiest > m["affinity_cores"]:
         lines += [f"**The machine was shared** (1-minute load average up to {busiest} on "
@@ -354,7 +451,7 @@ def _footprint(fp) -> list[str]:
             ["`.[pipeline]` dependency closure", pipe["distributions"], pipe["mb"],
              "; ".join(pipe["largest"][:3])]]
     for name, venv in fp["venvs"].items():
-        rows.append([f"{name} folder ({venv['prefix']})", "", venv["mb"], "whole folder"])
+        rows.append([f"{name} folder (`{venv['prefix']}`)", "", venv["mb"], "whole folder"])
     lines = ["## Edge runner footprint", "",
              f"Edge install = {fp['edge_over_pipeline_install']:.1%} of the pipeline install "
              "(bytes the distributions install, from their RECORDs). Edge measurements ran in "
@@ -458,6 +555,8 @@ def _demo(result) -> list[str]:
     if result.get("wall_s") is None:
         return ["## `make demo` wall time", "", result.get("note", "not measured"), ""]
     text = f"**{result['wall_s'] / 60:.1f} min** ({result['wall_s']} s); source: {result['source']}"
+    if result.get("log_modified_utc"):
+        text += f"; log written {result['log_modified_utc']} UTC"
     if "exit_code" in result:
         text += f"; exit code {result['exit_code']}"
     return ["## `make demo` wall time", "", text + ".", ""]

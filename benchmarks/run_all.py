@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         json.dump(results, handle, indent=2, default=str)
     md_path = os.path.join(args.out_dir, "RESULTS.md")
     with open(md_path, "w") as handle:
-        handle.write(report.render(results) + serve_load.render_markdown(results))
+        handle.write(report.render(results))
     print(f"bench: wrote {md_path} and {json_path} in {(time.monotonic() - started) / 60:.1f} min"
           + (f"; failed topics: {sorted(results['errors'])}" if results["errors"] else ""))
     return 1 if results["errors"] else 0

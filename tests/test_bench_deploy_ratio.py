@@ -1,6 +1,12 @@
 """The 224 px int8/float32 ratio is paired in time (benchmarks/deploy_latency.py)."""
 
+import json
+import re
+from pathlib import Path
+
 from benchmarks import deploy_latency, report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _row(variant, round_medians, threads=1):
@@ -27,3 +33,11 @@ def test_the_goal_is_judged_on_the_paired_ratio_not_on_two_fastest_rounds():
                                    _row("int8", [10.6, 11.2, 10.9])])[0]
     assert slow["ratio_paired"] == round(11.2 / 21.0, 3) and slow["goal_met"] is False
     assert report._paired_cell(slow) == f"{slow['ratio_paired']:.2f} (0.53–0.70)"
+
+
+def test_the_recorded_results_render_without_machine_paths_or_update_paragraphs():
+    with open(REPO_ROOT / "benchmarks" / "results.json") as handle:
+        text = report.render(json.load(handle))
+    # benchmarks/work/... is repo-relative; /work/... or /tmp/... after a space, quote or
+    # bracket is a machine path.
+    assert not re.search(r"(^|[\s(`'\"])/(work|tmp)/|Re-measured", text, re.MULTILINE)
