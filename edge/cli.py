@@ -1,7 +1,7 @@
 """cxr-edge: classify chest X-rays with a TFLite model on any CPU, without TensorFlow.
 
     cxr-edge classify --model DIR_OR_TFLITE IMAGES_OR_FOLDERS... [--format table|json|csv]
-    cxr-edge bench --model M [--threads N] [--runs N]
+    cxr-edge bench --model M [--threads N] [--runs N] [--warmup N]
     cxr-edge info --model M
     cxr-edge export-android --model DIR --out FILE [--ood-threshold S] [--refer-below P]
         (needs the android extra; writes FILE and its referral record NAME.referral.json)
@@ -25,14 +25,11 @@ import json
 import logging
 import os
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from edge import heatmap, signing, spec
+from edge import heatmap, latency, signing, spec
 from edge.classifier import STATUS_ERROR, Classifier, ClassifierOptions
 from edge.imageio import DICOM_SUFFIXES
 from edge.manifest import ManifestError, load_model_dir
@@ -207,28 +204,26 @@ def _records_table(records: list[dict], class_names) -> str:
 def bench_command(args) -> int:
     started = time.perf_counter()
     classifier = _open(args)
+    runner = classifier.model.runner
     if args.image:
         model_input = _model_input_for(classifier, args.image)
-    else:  # a fixed mid-gray gradient: latency does not depend on content
-        size = classifier.input_size
-        model_input = np.linspace(0, 255, size * size, dtype=np.float32).reshape(size, size, 1)
-    classifier.predict(model_input)
+    else:
+        model_input = latency.gradient_input(classifier.input_size)
+    runner.run(model_input)
     cold_start_ms = (time.perf_counter() - started) * 1000
-    latencies = []
-    for _ in range(args.runs):
-        tick = time.perf_counter()
-        classifier.predict(model_input)
-        latencies.append((time.perf_counter() - tick) * 1000)
+    timings = latency.time_runs(runner, model_input, args.warmup, args.runs)
+    timed = latency.summarize(timings)
     result = {
         "model": str(args.model),
         "runtime": classifier.runtime,
         **_variant_fields(classifier, args.threads),
         "input_size": classifier.input_size,
-        "runs": args.runs,
+        "warmup": args.warmup,
+        "runs": timed["runs"],
         "cold_start_ms": round(cold_start_ms, 2),
-        "latency_ms_median": round(statistics.median(latencies), 3),
-        "latency_ms_p90": round(float(np.percentile(latencies, 90)), 3),
-        "images_per_s": round(1000 * len(latencies) / sum(latencies), 2),
+        "latency_ms_median": timed["median_ms"],
+        "latency_ms_p90": timed["p90_ms"],
+        "images_per_s": round(1000 * len(timings) / sum(timings), 2),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
     table = _table([["metric", "value"]] + [[key, str(value)] for key, value in result.items()])
@@ -416,7 +411,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     bench = add("bench", bench_command, "measure cold start, latency, throughput, memory")
-    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--runs", type=int, default=50, help="timed runs (50)")
+    bench.add_argument("--warmup", type=int, default=latency.WARMUP,
+                       help=f"untimed runs after the first, before timing ({latency.WARMUP})")
     bench.add_argument("--image", help="benchmark on this image (default: a synthetic one)")
     bench.add_argument("--out", help="also write the JSON here")
 

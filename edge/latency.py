@@ -9,7 +9,8 @@ one JSON object (median, p90, mean, min, cold start, the model's quantization). 
 calls it through `measure_in_fresh_process` once per variant: a model timed after others in the
 same process ran up to 10x slower (thread pools and caches left by the earlier ones), so every
 variant gets a process of its own, as on the device. On a device it times a pushed model
-as it will run there (`--threads 4` on a Raspberry Pi 4).
+as it will run there (`--threads 4` on a Raspberry Pi 4). `cxr-edge bench` times a loaded
+model with the same `time_runs`, so "latency" means one thing everywhere.
 """
 
 from __future__ import annotations
@@ -28,24 +29,19 @@ import numpy as np
 
 from edge.runtime import ModelRunner
 
+WARMUP, RUNS = 5, 30  # untimed, timed single-image inferences
 
-def measure(model_path: str | os.PathLike, threads: int, warmup: int = 5, runs: int = 30,
+
+def measure(model_path: str | os.PathLike, threads: int, warmup: int = WARMUP, runs: int = RUNS,
             image: np.ndarray | None = None) -> dict:
     """Times the model in this process (see the module docstring for why a fresh one)."""
     started = time.perf_counter()
     runner = ModelRunner(model_path, threads=threads)
-    if image is None:  # latency does not depend on the content; a gradient stands in
-        size = runner.input_size
-        image = np.linspace(0, 255, size * size, dtype=np.float32).reshape(size, size, 1)
+    if image is None:
+        image = gradient_input(runner.input_size)
     runner.run(image)
     cold_ms = (time.perf_counter() - started) * 1000
-    for _ in range(warmup):
-        runner.run(image)
-    timings = []
-    for _ in range(max(1, runs)):
-        tick = time.perf_counter()
-        runner.run(image)
-        timings.append((time.perf_counter() - tick) * 1000)
+    timings = time_runs(runner, image, warmup, runs)
     return {
         "model": str(model_path),
         "runtime": runner.runtime,
@@ -53,11 +49,7 @@ def measure(model_path: str | os.PathLike, threads: int, warmup: int = 5, runs: 
         "cpu_count": os.cpu_count(),
         "input_size": runner.input_size,
         "warmup": warmup,
-        "runs": len(timings),
-        "median_ms": round(statistics.median(timings), 4),
-        "p90_ms": round(float(np.percentile(timings, 90)), 4),
-        "mean_ms": round(statistics.fmean(timings), 4),
-        "min_ms": round(min(timings), 4),
+        **summarize(timings),
         "load_and_first_ms": round(cold_ms, 2),
         "quantization": runner.quantization()["scheme"],
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -66,8 +58,36 @@ def measure(model_path: str | os.PathLike, threads: int, warmup: int = 5, runs: 
     }
 
 
-def measure_in_fresh_process(model_path: str | os.PathLike, threads: int, warmup: int = 5,
-                             runs: int = 30, image: np.ndarray | None = None,
+def gradient_input(size: int) -> np.ndarray:
+    """A model input that stands in for an image: latency does not depend on the content."""
+    return np.linspace(0, 255, size * size, dtype=np.float32).reshape(size, size, 1)
+
+
+def time_runs(runner: ModelRunner, image: np.ndarray, warmup: int = WARMUP,
+              runs: int = RUNS) -> list[float]:
+    """Milliseconds of each of `runs` (at least 1) timed inferences after `warmup` untimed ones."""
+    for _ in range(warmup):
+        runner.run(image)
+    timings = []
+    for _ in range(max(1, runs)):
+        tick = time.perf_counter()
+        runner.run(image)
+        timings.append((time.perf_counter() - tick) * 1000)
+    return timings
+
+
+def summarize(timings: list[float]) -> dict:
+    return {
+        "runs": len(timings),
+        "median_ms": round(statistics.median(timings), 4),
+        "p90_ms": round(float(np.percentile(timings, 90)), 4),
+        "mean_ms": round(statistics.fmean(timings), 4),
+        "min_ms": round(min(timings), 4),
+    }
+
+
+def measure_in_fresh_process(model_path: str | os.PathLike, threads: int, warmup: int = WARMUP,
+                             runs: int = RUNS, image: np.ndarray | None = None,
                              python: str | None = None, timeout: float = 600) -> dict:
     """`measure` in a new interpreter (this one's unless `python` is given); returns its JSON."""
     root = str(Path(__file__).resolve().parent.parent)  # so `-m edge.latency` resolves here
@@ -92,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a .tflite file")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (1)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (5)")
-    parser.add_argument("--runs", type=int, default=30, help="timed runs (30)")
+    parser.add_argument("--warmup", type=int, default=WARMUP,
+                        help=f"untimed runs first ({WARMUP})")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"timed runs ({RUNS})")
     parser.add_argument("--image", help=".npy float32 [size, size, 1], 0..255 (a gradient)")
     args = parser.parse_args(argv)
     image = np.load(args.image) if args.image else None

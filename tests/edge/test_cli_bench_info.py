@@ -32,9 +32,9 @@ def test_info_shows_the_manifest_variant_the_models_own_quantization_and_threads
 def test_bench_reports_variant_quantization_and_threads_of_a_bare_file_too(capsys):
     # A bare .tflite has no manifest, so no variant name; its tensors still say dynamic-range.
     code, out, err = _run(capsys, "bench", "--model", model_path("dynamic"), "--runs", "3",
-                          "--threads", "1")
+                          "--threads", "1", "--warmup", "2")
     bench = json.loads(out)
-    assert code == 0
+    assert code == 0 and (bench["warmup"], bench["runs"]) == (2, 3)
     assert (bench["variant"], bench["quantization"], bench["threads"]) == (None,
                                                                           "dynamic-range", 1)
     assert "quantization" in err and "dynamic-range" in err
