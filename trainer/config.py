@@ -1,8 +1,8 @@
 """Training hyperparameters: one dataclass, filled from the TFX Trainer's `custom_config`.
 
-Defaults are the recipe measured on 2 CPU cores without ImageNet weights (see FINDINGS /
-BUILD_NOTES): per-image standardisation inside the model, BatchNorm momentum 0.9 plus
-recalibration before each evaluation, AdamW, label smoothing, warmup then cosine decay.
+Defaults are the recipe for training from scratch on CPU (docs/training.md): per-image
+standardisation inside the model, BatchNorm momentum 0.9 plus recalibration before each
+evaluation, AdamW, label smoothing, warmup then cosine decay.
 """
 
 import dataclasses
@@ -51,7 +51,7 @@ class TrainConfig:
     # bounded by it, not by the split; a split no larger than it is shuffled completely.
     shuffle_buffer: int = 2048
 
-    # BatchNorm trap (FINDINGS): faster moving averages and a recalibration pass before eval.
+    # BatchNorm from scratch: faster moving averages, recalibrated before eval (docs/training.md).
     bn_momentum: float = 0.9
     bn_recalibration_batches: int = 10
 
@@ -66,7 +66,8 @@ class TrainConfig:
     # Attention gates (Schlemper et al. 2018).
     attention_channels: int = 128  # inter-channel width; the original used 1280 (49.6M params)
     # softmax: each gate's weights sum to 1 over the positions, so a gate must choose where to
-    # look; sigmoid gates learned to pass every cell but the findings (BUILD_NOTES, issue 14).
+    # look; sigmoid gates learned to pass every cell but the findings
+    # (docs/decisions/attention-gates.md).
     attention_normalisation: str = "softmax"  # softmax | sigmoid
     # Whether the head also reads GAP(g), the ungated final map (AG-Sononet's "concat" head).
     # Off: the class must come through the gates, which is what makes their maps point.
@@ -74,8 +75,7 @@ class TrainConfig:
     # "deep_sup" (AG-Sononet's deep supervision): during training each gate's ĝ also gets its
     # own classifier and loss, so every gate must find the class evidence alone instead of
     # leaning on the other; the exported model keeps only the concat head. "concat": one head.
-    # On the demo data deep supervision raised test macro F1 (0.988 on two seeds, concat
-    # 0.975-0.983) but not the pointing game (0.705-0.73 vs 0.71-0.84): not the default.
+    # Not the default: it did not raise the pointing game (docs/decisions/attention-gates.md).
     attention_aggregation: str = "concat"
     attention_subsample: int = 1  # θ stride; block6/7 already share the final map's grid
     # Softmax gates never attend to the outer band of the image, this share of each side
@@ -83,9 +83,8 @@ class TrainConfig:
     # map). Those cells see B0's zero padding, and a gate with nothing to find in an image
     # parked its weight there (Lung_Opacity phantoms, whose class the model can read from the
     # other lesions' absence); on radiographs the band holds markers and text, which COVID
-    # classifiers are known to read instead of the lungs (DeGrave et al. 2021). Measured on
-    # the demo data (BUILD_NOTES, issue 14): pointing at the demo's stopping epoch 0.69-0.74
-    # → 0.83-0.84 on the two seeds that pointed worst.
+    # classifiers are known to read instead of the lungs (DeGrave et al. 2021;
+    # docs/decisions/attention-gates.md).
     attention_border_fraction: float = 1 / 16
     # ψ averaged over this many cells a side before the softmax, on gate grids finer than the
     # final map's (the demo's 16x16 and 8x8; 224 px's 7x7 maps are not smoothed): 1 = off.
@@ -97,12 +96,10 @@ class TrainConfig:
 
     # Siamese.
     # Plain B0 (GAP of the final map): an embedding wants every discriminative feature, and
-    # gates are judged by where they point, which the attention classifier is for. On the
-    # bench's data (64 px, 860 per class, 10 epochs) the attention backbone's embedding, once
-    # its gates read block2/block3, reached eval 0.875 / test 0.845; plain B0 0.981 / 0.985.
+    # gates are judged by where they point (docs/decisions/siamese-baseline-backbone.md).
     siamese_backbone: str = "baseline"  # baseline | attention
-    # With the attention backbone, the embedding also reads GAP(g) beside the gates (without
-    # it the bench's Siamese fell from 0.994 to 0.917 test macro F1, block3/block4 gates).
+    # With the attention backbone, the embedding also reads GAP(g) beside the gates, without
+    # which it lost macro F1 (docs/decisions/siamese-baseline-backbone.md).
     siamese_global_pool: bool = True
     embedding_dims: int = 128
     triplet_margin: float = 1.0

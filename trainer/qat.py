@@ -10,7 +10,7 @@ import numpy as np
 from edge import spec
 from trainer.summary_file import read_training_summary
 
-# Layers QAT leaves in float: tfmot has no quantize config for the first three (FINDINGS); an
+# Layers QAT leaves in float: tfmot has no quantize config for the first three; an
 # annotated Concatenate in the attention head makes the converter fail its same-scale rule.
 QAT_SKIPPED_LAYERS = ("Rescaling", "Normalization", "Multiply", "Concatenate")
 

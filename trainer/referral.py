@@ -14,8 +14,9 @@ Out-of-Distribution Samples and Adversarial Attacks", extended to several layers
   the largest of those ratios, divided by its own eval quantile at `acceptance` (default 0.99).
   The image-quality summary has a cut of its own (`_set_scales`), not outvoted by the others.
   So `ood_score > 1` means "unlike the training images", and 99% of eval images score <= 1.
-Measured (FINDINGS): the final layer alone cannot both accept 99% of eval and flag non-X-rays;
-early layers see what the late ones discard (flat fields, noise, texture, contrast layout).
+Several layers, because the final layer alone cannot both accept 99% of eval and flag
+non-X-rays: early layers see what the late ones discard (flat fields, noise, texture, contrast
+layout; docs/referral.md).
 
 Calibration (Guo et al. 2017): one temperature T fitted on eval by minimising the negative
 log-likelihood; the exported probabilities are softmax(log p / T). Arg-max, and so macro F1,
@@ -39,7 +40,7 @@ from trainer.constants import REFERRAL_LAYER_PREFIX
 # (layer name, grid): the input image (standardised here) on an 8×8 grid, then B0 blocks from
 # early to late. The image is read from the model's input, not from the stem's "standardise"
 # layer: a second consumer there changes how the int8 converter folds the stem's affine ops,
-# which then get quantized (measured: int8 accuracy 0.96 → 0.75).
+# which then get quantized and cost int8 its accuracy (docs/referral.md).
 INPUT_LAYER = "input"
 # Image quality (DetailSummary): the standardised input's fine detail at two scales, per cell of
 # a coarse grid. Blur, resampling and noise move it; the classifier's features may not.
@@ -55,12 +56,9 @@ FEATURE_LAYERS = (
     ("top_activation", 1),
 )
 CLASS_CONDITIONAL_LAYER = "top_activation"
-# No direction of a layer Gaussian (PCA or residual) has less variance than this share of its
-# leading one. 8-bit rounding adds noise of order 1e-5 of the leading variance to every
-# element; the triplet-trained Siamese features left the residual at 2e-8 of it (top_activation,
-# 64 px demo data), so with a 1e-6 floor int8 rounding alone scored as out of distribution (test
-# acceptance 0.27 in int8, 0.99 in float). At 1e-3: int8 0.996, float 0.994, and the built-in
-# OOD set still scored >= 16 (threshold 1; BUILD_NOTES, issue 12).
+# No direction of a layer Gaussian has less variance than this share of its leading one, so
+# int8 rounding noise alone never scores as out of distribution
+# (docs/decisions/referral-variance-floor.md).
 VARIANCE_FLOOR = 1e-3
 METHOD = ("multi-layer Mahalanobis (the input's cell means/stds and its two-scale detail "
           "energy, per-channel mean/std summaries of 6 EfficientNetB0 layers; "
@@ -220,8 +218,8 @@ class FeatureSummary(layers.Layer):
             inputs = (inputs - mean) / tf.maximum(std, 1.0)  # a flat image: std floored
         # Means by RESHAPE + MEAN, never AVERAGE_POOL_2D: int8 average pooling ties its input's
         # scale to its output's, and the converter then shrank the scale of the B0 residual ADD
-        # it reads (clipping the classifier's own activations: int8 accuracy 0.96 → 0.75) or
-        # fake-quantized the pooled image even when denylisted.
+        # it reads (clipping the classifier's own activations) or fake-quantized the pooled
+        # image even when denylisted.
         mean = _grid_mean(inputs, self.grid)
         mean_square = _grid_mean(tf.square(inputs), self.grid)
         std = tf.sqrt(tf.maximum(mean_square - tf.square(mean), 0.0) + 1e-6)

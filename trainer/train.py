@@ -1,7 +1,7 @@
 """Training: classifiers with cross-entropy, the Siamese net with a triplet loss.
 
-The recipe (FINDINGS, from scratch on CPU): per-image standardisation in the model, BatchNorm
-momentum 0.9 and a "precise BN" recalibration on training batches before every evaluation,
+The recipe (from scratch on CPU; docs/training.md): per-image standardisation in the model,
+BatchNorm momentum 0.9 and a "precise BN" recalibration on training batches before every evaluation,
 AdamW with decoupled weight decay, label smoothing, one warmup epoch then cosine decay,
 inverse-frequency class weights. After each epoch the eval split is scored with the shared
 `metrics.macro_f1`; the best epoch's weights are kept and training stops early when the score

@@ -6,9 +6,8 @@ Two gates read intermediate B0 feature maps x and are gated by the final 1280-ch
 Where that grid would have fewer than `attention_min_cells` cells a side (2x2 at the demo's
 64 px: one cell per lung quadrant, nothing to point with) they read block2 (24 channels, 1/4
 grid: 16x16 at 64 px, each cell seeing 19 px) and block3 (40 channels, 1/8 grid: 8x8), and g
-is resized up to each. block4/block5 and then block3/block4 were tried first: at 64 px a block4
-cell sees nearly the whole image, a block3 cell 67 px, and their softmax gates found the
-finding in under half the images; the block2 gate did in 0.95 (BUILD_NOTES, issue 14).
+is resized up to each: at 64 px a block4 cell sees nearly the whole image, too coarse to point
+with (docs/decisions/attention-gates.md).
 Each gate:
 
     θ = strided conv(x)                 # x brought to the gating grid
@@ -116,7 +115,8 @@ def grid_attention_gate(x, g, config: TrainConfig, name: str):
     if config.attention_smoothing > 1 and psi.shape[1] > config.image_size // 32:
         # Finer than B0's last grid (block2/block3 at the demo's size: cells of 4 and 8 px,
         # smaller than a finding), the peak cell alone sits on a finding's rim as often as in
-        # it; averaged over k×k cells the evidence peaks at its centre (BUILD_NOTES, issue 14).
+        # it; averaged over k×k cells the evidence peaks at its centre
+        # (docs/decisions/attention-gates.md).
         psi = layers.AveragePooling2D(config.attention_smoothing, strides=1, padding="same",
                                       name=f"{name}_smooth")(psi)
 
@@ -132,10 +132,8 @@ def grid_attention_gate(x, g, config: TrainConfig, name: str):
             alpha = SpatialSoftmax(name=f"{name}_softmax")(psi)
     alpha = _resize_to(alpha, x, name=f"{name}_alpha_resize")
 
-    # Σ α·x first, then W: W is linear, so this is the paper's W·Σ α·x. A per-cell BatchNorm
-    # between W and the sum adds its offset at every cell, and int8 then sums 256 rounded
-    # copies of it at 16x16: one model's int8 probabilities moved 0.12 (L1) from float's, 0.07
-    # with those ops left in float (BUILD_NOTES, issue 12).
+    # Σ α·x first, then W (the paper's W·Σ α·x): a per-cell offset before the sum would be
+    # summed 256 times in int8 at 16x16 (docs/decisions/attention-gates.md).
     y = layers.Multiply(name=f"{name}_apply")([x, alpha])
     pooled = SpatialSum(name=f"{name}_sum")(y)
     gated = layers.Dense(x.shape[-1], use_bias=False, name=f"{name}_w")(pooled)

@@ -1,7 +1,7 @@
 """The shared stem: grayscale 0..255 in, EfficientNetB0 feature maps out.
 
-Per-image standardisation comes first (FINDINGS: without it, and with BatchNorm's default
-momentum, a from-scratch B0 collapses to one class). The standardised image is re-expressed on
+Per-image standardisation comes first (without it, and with BatchNorm's default momentum, a
+from-scratch B0 collapses to one class: docs/training.md). The standardised image is re-expressed on
 the 0..255 scale Keras' EfficientNet expects (it rescales by 1/255 itself, and with ImageNet
 weights normalises by ImageNet statistics); only pretrained weights need it replicated to three
 channels.
@@ -41,8 +41,8 @@ def efficientnet_b0(image: tf.Tensor, config: TrainConfig) -> tf_keras.Model:
     weights = _weights_argument(config.weights)
     standardised = PerImageStandardisation(name="standardise")(image)
     # Pretrained weights read three channels; from scratch, B0's stem convolution reads the gray
-    # channel itself: the same function as three identical channels (its kernel summed over
-    # them), a third of the float stem's work on the device (BUILD_NOTES, issue 12).
+    # channel itself: the same function as three identical channels, a third of the work
+    # (docs/decisions/gray-stem.md).
     stem_input = grayscale_to_rgb(standardised) if weights else standardised
     backbone = tf_keras.applications.EfficientNetB0(
         include_top=False, weights=weights, input_tensor=stem_input
@@ -65,11 +65,8 @@ def set_batchnorm_momentum(model: tf_keras.Model, momentum: float) -> None:
 class GrayToRGB(layers.Layer):
     """[N, h, w, 1] → [N, h, w, 3], the gray channel copied three times.
 
-    A broadcast multiply by ones, not a Concatenate: LiteRT concatenates 1-channel maps along
-    the channel axis element by element (1.2 ms of a 9 ms int8 inference at 224 px on this
-    CPU), while the broadcast multiply runs in XNNPACK (0.27 ms for the whole float stem, B0's
-    Rescaling/Normalization included: the converter folds them into the stem convolution;
-    BUILD_NOTES, issue 12)."""
+    A broadcast multiply by ones, not a Concatenate, which LiteRT runs element by element
+    outside XNNPACK (docs/decisions/gray-stem.md)."""
 
     def call(self, inputs):
         return inputs * tf.ones([3], inputs.dtype)
