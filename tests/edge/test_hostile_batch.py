@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from edge import cli, heatmap, spec
+from edge.classifier import Classifier
 from tests.edge import fuzz
 from tests.edge.conftest import radiograph_like
 from tests.edge.golden import model_path
@@ -23,7 +24,7 @@ def _run(capsys, *argv):
 
 @pytest.fixture
 def mixed_batch(tmp_path):
-    """Good PNG/JPEG/DICOM files, and every DICOM that crashed the decoder before issue 18."""
+    """Good PNG/JPEG/DICOM files, and every DICOM that once crashed the decoder."""
     batch = tmp_path / "batch"
     batch.mkdir()
     Image.fromarray(radiograph_like(64, 48)).save(batch / "good.png")
@@ -89,7 +90,7 @@ def test_an_unforeseen_inference_failure_is_one_record(tmp_path, capsys, monkeyp
     for name in ("a.png", "b.png"):
         Image.fromarray(radiograph_like(40, 30)).save(tmp_path / name)
     calls = []
-    real = cli.Classifier.classify
+    real = Classifier.classify
 
     def fails_once(self, gray):
         calls.append(1)
@@ -97,7 +98,7 @@ def test_an_unforeseen_inference_failure_is_one_record(tmp_path, capsys, monkeyp
             raise KeyError("a bug in the runner")
         return real(self, gray)
 
-    monkeypatch.setattr(cli.Classifier, "classify", fails_once)
+    monkeypatch.setattr(Classifier, "classify", fails_once)
     code, out, _ = _run(
         capsys, "classify", "--model", model_path("int8"), tmp_path, "--format", "json"
     )
