@@ -1,4 +1,4 @@
-"""Attention vs baseline vs Siamese on the same demo data (issue 14, item 5).
+"""Attention vs baseline vs Siamese on the same demo data.
 
 Each model kind the benchmark's pipeline trained is scored on the same test split (the one split
 reader, edge decoder): macro F1 and COVID recall of its SavedModel, and — for models with

@@ -17,10 +17,9 @@ rounds).
 
 The int8/float32 ratio is paired: within a round each model's int8 process runs right after its
 float32 one, the round's ratio is int8's median over float32's, and the goal is judged on the
-median of those per-round ratios. This VM's speed drifts by up to ~1.4x over tens of seconds
-(every variant slower together); a ratio of two fastest-round medians can pair a fast-phase
-float32 with a slow-phase int8 (session 8: baseline 0.70 from 10.58 / 15.18 ms, where the same
-files timed back to back gave 7.1 / 15.0 ms).
+median of those per-round ratios: the machine's speed drifts over tens of seconds, and a ratio of
+two fastest-round medians can pair a fast-phase float32 with a slow-phase int8
+(docs/decisions/latency-rounds.md).
 """
 
 import hashlib

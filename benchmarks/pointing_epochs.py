@@ -1,4 +1,4 @@
-"""Pointing game after every epoch, per class, on the demo's phantoms (issue 14's analysis).
+"""Pointing game after every epoch, per class, on the demo's phantoms.
 
     .venv/bin/python benchmarks/pointing_epochs.py --seed 42 [--epochs 10] [--per-class 860]
 

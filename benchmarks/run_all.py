@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark of issue 8 in one run, numbers side by side, goals beside them.
+"""`make bench`: every benchmark in one run, numbers side by side, goals beside them.
 
     .venv/bin/python benchmarks/run_all.py                 # demo sizing: 64 px, DEMO_PER_CLASS
     .venv/bin/python benchmarks/run_all.py --quick         # tiny data, few runs (smoke test)

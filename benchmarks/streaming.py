@@ -1,5 +1,5 @@
-"""Streaming input (issue 17 item 1): peak RSS and images/s of one training epoch on N and 4N
-demo images, the Trainer's streaming path against the in-memory one.
+"""Streaming input: peak RSS and images/s of one training epoch on N and 4N demo images, the
+Trainer's streaming path against the in-memory one.
 
 Each measurement is `stream_worker.py` in a fresh process (peak RSS is the process's own):
 read the splits, train one epoch with the Trainer's `train()` (fit, BatchNorm recalibration,

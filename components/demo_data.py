@@ -15,8 +15,8 @@ from one soft disk's); only their local shape and texture say the class:
 Normal carries the same densities as the findings (a linear model would otherwise tell it from
 the rest), but drawn into the image's own rib bands: the least distinctive of the four patterns,
 so the model has to recognise each finding rather than name one finding's class from the
-others' absence (BUILD_NOTES, issue 14: with granuloma dots for Normal, one finding class was
-read that way and the gates parked their weight anywhere on its images).
+others' absence (with granuloma dots for Normal, one finding class was read that way and the
+gates parked their weight anywhere on its images: docs/decisions/phantoms-v3.md).
 
 So a linear model cannot read the class: averaged over the random positions every class adds
 the same density to every pixel, and each image's pixel values are then re-drawn, rank for
@@ -47,7 +47,7 @@ DEFAULT_PER_CLASS = 100
 DEFAULT_SEED = 0
 # Changes whenever the same arguments draw different images (caches of generated sets key on it).
 # 2: localized lesions in every class, finding masks; 3: dense ribs for Normal, air
-# bronchograms in Lung_Opacity (issue 14).
+# bronchograms in Lung_Opacity (docs/decisions/phantoms-v3.md).
 GENERATOR_VERSION = 3
 IMAGES_FOLDER = "images"
 MASKS_FOLDER = "masks"  # components/image_example_gen/ingest.py ignores this folder

@@ -1,4 +1,4 @@
-"""The floors of the house (DESIGN.md): imports go down only, and no module imports itself back.
+"""The floors of the house: imports go down only, and no module imports itself back.
 
 edge (1) → trainer (2) → components (2, may import trainer) → pipelines (3) → benchmarks (4).
 Read from the source with `ast`, so a lazy import inside a function counts too.

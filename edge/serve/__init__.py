@@ -1,6 +1,6 @@
 """`cxr-edge serve`: the clinic's triage station, a web page and JSON API over edge.Classifier.
 
-A thin web shell on the ground floor (DESIGN.md): the same verified model directory, decoder,
+A thin web shell on the ground floor (edge/): the same verified model directory, decoder,
 referral decision and heat maps as `cxr-edge classify`, behind a bounded queue (one LiteRT
 interpreter is not thread-safe), with a SQLite history under --data-dir.
 

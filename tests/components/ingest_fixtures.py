@@ -58,7 +58,7 @@ def make_clean_tree(root):
 
 
 def make_planted_tree(root, real_dicom):
-    """Demo data in the Kaggle layout plus every fault issue 3 names, and a masks/ folder."""
+    """Demo data in the Kaggle layout plus every ingestion fault we plant, and a masks/ folder."""
     demo_data.generate(root, per_class=PER_CLASS, size=SIZE, seed=7)
     covid, normal = root / "COVID" / "images", root / "Normal" / "images"
     opacity, viral = root / "Lung_Opacity" / "images", root / "Viral Pneumonia" / "images"

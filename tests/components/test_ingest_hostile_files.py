@@ -1,4 +1,4 @@
-"""Ingestion quarantines hostile files instead of failing the run (issue 18)."""
+"""Ingestion quarantines hostile files instead of failing the run."""
 
 import shutil
 

@@ -1,7 +1,7 @@
 """Which TFLite variant ships: the pure decision (select_variant) and its settings.
 
-Rows carry the numbers measured on this machine at 224 px, 1 thread (FINDINGS): int8 is about
-twice as fast as float32 and dynamic-range, dynamic-range the smallest file.
+Rows carry numbers like those measured at 224 px, 1 thread (docs/decisions/latency-rounds.md):
+int8 is about twice as fast as float32 and dynamic-range, dynamic-range the smallest file.
 """
 
 import json

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# name -> expected reason (None: decodes fine). One file per bad-input case in issue 6.
+# name -> expected reason (None: decodes fine). One file per bad-input case.
 PLANTED = {
     "ok.png": None,
     "gray16.png": None,

@@ -183,7 +183,8 @@ def _with_element(path, tag, vr, value):
 @pytest.mark.parametrize(
     ("tag", "vr", "value", "crash"),
     [
-        # Each crashed pydicom's apply_windowing / apply_modality_lut before issue 18.
+        # Each once crashed pydicom's apply_windowing / apply_modality_lut (a string where a
+        # number belongs).
         (0x00281051, "LO", "1024", "'<' not supported between instances of 'str' and 'int'"),
         (0x00281050, "LO", "2048", "unsupported operand type(s) for -=: 'str' and 'float'"),
         (0x00281053, "LO", "0.5", "ufunc"),  # RescaleSlope as text

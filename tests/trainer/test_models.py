@@ -193,7 +193,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         build_model(config(model="baseline", weights=str(tmp_path / "absent.h5")))
 
 
-# Gate parameters (both gates) per inter-channel width: the table BUILD_NOTES.md shows.
+# Gate parameters (both gates) per inter-channel width: the table docs/training.md shows.
 WIDTH_TABLE = {64: 336_130, 128: 532_994, 256: 926_722, 512: 1_714_178, 1280: 4_076_546}
 
 

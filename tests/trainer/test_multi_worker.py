@@ -50,7 +50,7 @@ def test_two_workers_train_and_only_the_chief_exports(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     # The referral fit runs on the chief's local copy, the code path of one machine (covered by
-    # test_run_fn); off here, it would double this test's time (BUILD_NOTES: measured).
+    # test_run_fn); off here, it would double this test's time (docs/scaling.md).
     config = {"model": "baseline", "image_size": evalkit.IMAGE_SIZE, "epochs": 1,
               "batch_size": 8, "bn_recalibration_batches": 1, "verbose": 2, "referral": False}
     workers, logs = [], []
