@@ -21,7 +21,7 @@ def test_int8_is_measured_right_after_float32():
 
 
 def test_the_goal_is_judged_on_the_paired_ratio_not_on_two_fastest_rounds():
-    # Session 8's case: float32 caught a fast phase (15.2 ms) that int8, timed minutes later,
+    # A recorded case: float32 caught a fast phase (15.2 ms) that int8, timed minutes later,
     # missed; in the two rounds where they ran in the same phase int8 took under half the time.
     float32, int8 = [20.9, 21.3, 15.2], [10.2, 10.6, 10.58]
     (ratio,) = deploy_latency._ratios([_row("float32", float32), _row("int8", int8)])
