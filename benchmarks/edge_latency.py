@@ -45,7 +45,7 @@ def measure(bench_models, images: dict, edge_python: str, threads=(1, 2, 4), pas
               "model × thread runs", flush=True)
         for kind, variant, thread_count, python, backend, path, size_bytes in jobs:
             # One fresh process per model, as on a device: no thread pools or caches shared with
-            # models timed before it (a probe saw dynamic-range at 2 threads 10x slower then).
+            # models timed before it (docs/decisions/latency-rounds.md).
             result = _worker(python, backend, thread_count, images, [path], passes, warmup)
             row = _row(kind, variant, thread_count, result["runtime"], result["results"][0],
                        labels, num_classes, size_bytes)

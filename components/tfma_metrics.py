@@ -2,10 +2,10 @@
 
 TFMA's own `F1Score`/`Recall` binarize each class one-vs-rest at a probability threshold (0.5 by
 default): a model whose top probability is often under 0.5 scores far lower there than its
-arg-max macro F1 (measured: 0.05 against 0.58 on predictions whose top probability is < 0.5),
-and `top_k` binarization with macro aggregation fails in TFMA 0.52 (KeyError on the per-class
-keys). These metrics build TFMA's arg-max multi-class confusion matrix in Beam and hand it to
-`trainer.metrics`, the project's one definition, so gate, report, Trainer and Quantizer agree.
+arg-max macro F1 (docs/decisions/top1-gate-metrics.md), and `top_k` binarization with macro
+aggregation fails in TFMA 0.52 (KeyError on the per-class keys). These metrics build TFMA's
+arg-max multi-class confusion matrix in Beam and hand it to `trainer.metrics`, the project's one
+definition, so gate, report, Trainer and Quantizer agree.
 
 `TopOneCalibration` accumulates the reliability table of the top-1 confidence and reports the
 expected calibration error next to it (an [bins, 3] array: examples, summed confidence, correct).

@@ -53,7 +53,7 @@ class ClassifierOptions:
     # Top probability under this -> "refer" (low_confidence). None: the manifest's referral
     # threshold (chosen on eval for a target accuracy), 0 for a model without one.
     refer_below: float | None = None
-    # OOD score above this -> "refer" (out_of_distribution). None: the manifest's (1.0).
+    # OOD score above this -> "refer" (out_of_distribution). None: the manifest's.
     ood_threshold: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     # Ed25519 public key files (PEM): when given, only a model signed by one of them loads.

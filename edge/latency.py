@@ -7,10 +7,11 @@ Loads the model with `edge.runtime.ModelRunner` (LiteRT), runs it once (cold sta
 first inference), then `warmup` untimed and `runs` timed single-image inferences, and prints
 one JSON object (median, p90, mean, min, cold start, the model's quantization). The Quantizer
 calls it through `measure_in_fresh_process` once per variant: a model timed after others in the
-same process ran up to 10x slower (thread pools and caches left by the earlier ones), so every
-variant gets a process of its own, as on the device. On a device it times a pushed model
-as it will run there (`--threads 4` on a Raspberry Pi 4). `cxr-edge bench` times a loaded
-model with the same `time_runs`, so "latency" means one thing everywhere.
+same process ran slower (thread pools and caches left by the earlier ones:
+docs/decisions/latency-rounds.md), so every variant gets a process of its own, as on the device.
+On a device it times a pushed model as it will run there (`--threads 4` on a Raspberry Pi 4).
+`cxr-edge bench` times a loaded model with the same `time_runs`, so "latency" means one thing
+everywhere.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 TFX's `WriteSplit` reshuffles before writing and lets the runner pick the shards, so under
 Beam's multi-process runner every run wrote the records in a different order; the Trainer's
 seeded shuffle then saw different streams and the same data and seed trained different models
-(the demo's eval macro F1 moved 0.969 ↔ 0.979 between two runs). Here each record's place is a
+(docs/decisions/seeded-split-writer.md). Here each record's place is a
 seeded hash of its source path: a record goes to shard `key % shards` and each shard is written
 sorted by key, so the order is pseudo-random (classes interleaved: the Trainer's bounded shuffle
 buffer still sees mixed classes) and a pure function of (paths, seed).

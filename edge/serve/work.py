@@ -130,7 +130,7 @@ def classify_upload(classifier, upload: Upload, keep: bool = False
     """(record, PNGs to keep, JPEGs to show) for one file; never raises for a bad file.
 
     keep: also encode the PNGs to keep (--keep-images): the decoded image at full size and the
-    heat maps. What is shown is JPEG: a 512 px PNG overlay costs ~50 ms to encode, a JPEG ~5."""
+    heat maps. What is shown is JPEG, several times cheaper to encode than PNG (docs/serve.md)."""
     outcome = classify_source(classifier, upload.data)
     if outcome.failure is not None:  # the batch goes on; the traceback goes to the log
         log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=outcome.failure)

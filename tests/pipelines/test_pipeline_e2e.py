@@ -19,12 +19,8 @@ from pipelines.demo import DEMO_PER_CLASS
 from pipelines.pipeline import gate_config, resolve_pipeline_class_names
 from pipelines.run_summary import latest_run_summary
 
-# The demo's sizing (pipelines/demo.py): large enough that the default gates (macro F1 and
-# COVID recall >= 0.90 on the test split) are met honestly with margin: ~130 test images per
-# class. Smaller sets were too close to call: 600 per class passed twice and once stopped at
-# eval macro F1 0.87 after 10 epochs (training is not bit-deterministic across threads);
-# 280 per class reached 0.88. (At 32 px the phantoms' findings are lost and B0 stays at
-# chance: 64 px is the smallest honest size.)
+# The demo's sizing (pipelines/demo.py): the smallest at which the default gates are met
+# honestly with margin, ~130 test images per class at 64 px (docs/demo-data.md).
 PER_CLASS = DEMO_PER_CLASS
 IMAGE_SIZE = 64
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
