@@ -1,5 +1,5 @@
-"""The acquisition-shift gate fails a small model trained the old way and passes the same model
-trained with the acquisition-shift measures (docs/decisions/acquisition-shift.md).
+"""The acquisition-shift gate fails a small model trained without the acquisition-shift measures
+and passes the same model trained with them (docs/decisions/acquisition-shift.md).
 
 The task is built to have the phantoms' trap in miniature: the class is where a bright disc
 sits (left or right), and in images drawn at the model's size one class also carries a fine

@@ -35,7 +35,7 @@ def _write_sorted_split(root, per_label=20, labels=4, corrupt=1):
 def test_first_n_in_file_order_can_miss_classes_but_per_class_sampling_cannot(tmp_path):
     root = _write_sorted_split(str(tmp_path))
     first = split_reader.read_split(root, "train", 8, limit=12)
-    assert set(first.labels.tolist()) == {0}  # what the Quantizer used to calibrate on
+    assert set(first.labels.tolist()) == {0}  # why calibration samples per class
     assert first.skipped == 1 and first.images.shape == (12, 8, 8, 1)
 
     sample = split_reader.read_split(root, "train", 8, per_class=5, seed=3)
