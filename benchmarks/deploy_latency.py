@@ -37,7 +37,7 @@ DEPLOY_KINDS = ("attention", "baseline")
 VARIANTS = ("float32", "int8", "float16", "dynamic")
 INT8_RATIO_GOAL = 0.5  # int8 median latency ≤ 0.5 × float32 at 224 px, 1 thread
 # The sources whose change makes cached conversions stale: the model code, the export, and the
-# Quantizer's conversion functions (not the whole quantizer.py, which changes for other reasons).
+# Quantizer's conversion functions (components/quantizer/conversion.py, not the whole package).
 SOURCES = ("trainer/models/backbone.py", "trainer/models/baseline.py",
            "trainer/models/attention.py", "trainer/export.py",
            "trainer/config.py")  # TrainConfig's defaults shape the models
@@ -195,5 +195,5 @@ def _source_stamp(size: int) -> str:
     for source in SOURCES:
         digest.update((REPO_ROOT / source).read_bytes())
     for name in CONVERSION:
-        digest.update(inspect.getsource(getattr(quantizer, name)).encode())
+        digest.update(inspect.getsource(getattr(quantizer.conversion, name)).encode())
     return digest.hexdigest()

@@ -1,8 +1,8 @@
 """The run report's acquisition-shift section: family x severity -> acceptance and accuracy
 among `ok` answers, for the float model and the shipped variant, as a table and a heat map.
 
-Renders variants.json's battery (components/quantizer.py, components/shift_gate.py); it runs
-no model.
+Renders variants.json's battery (components/quantizer/shift_battery.py,
+components/shift_gate.py); it runs no model.
 """
 
 import html

@@ -84,18 +84,17 @@ def test_the_shipped_files_maps_are_read_on_the_edge_runner(tmp_path):
         attention_score.runner_attention_maps(str(model_file), images, ["attention_9"])
 
     # The report scores the file the Quantizer selected, and without its maps it says so.
-    from components import report, storage
+    from components import storage
     from components.quantizer import VARIANTS_FILENAME
+    from components.report.attention import shipped_attention
 
     storage.write_json(str(tmp_path / VARIANTS_FILENAME), {
         "variants": [{"variant": "float32"}], "selected": "float32",
         "selected_file": model_file.name, "selection": {}})
-    inputs = report.ReportInputs(quantized_model_uri=str(tmp_path))
     cases = attention_score.TestCases(images, np.zeros(3, np.int64), [None] * 3)
-    page = report._Page("t", str(tmp_path))
-    name, maps = report._shipped_attention(page, inputs, keys, cases, attention_score)
-    assert name == "float32"
+    (name, maps), note = shipped_attention(str(tmp_path), keys, cases)
+    assert name == "float32" and note is None
     np.testing.assert_allclose(maps[keys[0]], reference[keys[0]], atol=1e-4)
-    assert report._shipped_attention(page, inputs, ["attention_9"], cases, attention_score) \
-        is None
-    assert "not scored" in page.parts[-1]
+    shipped, note = shipped_attention(str(tmp_path), ["attention_9"], cases)
+    assert shipped is None
+    assert "not scored" in note

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from components import demo_data, quantizer
+from components.quantizer import conversion
 from edge import spec
 from trainer import split_reader
 
@@ -56,7 +57,7 @@ def test_int8_file_runs_every_conv_and_dense_op_on_int8_and_only_the_stem_in_flo
     assert len(weight_ops) > 60, [op["kind"] for op in ops]  # B0: 65 convs + 16 depthwise + ...
     assert float_fallbacks(ops) == []
     # The stem really is float (the deliberate exception), and it is all that is.
-    stem = {op["kind"] for op in ops if op["float"] and quantizer._in_float_layer(op["name"])}
+    stem = {op["kind"] for op in ops if op["float"] and conversion._in_float_layer(op["name"])}
     assert {"SQRT", "DIV", "MUL", "CONV_2D"} <= stem, stem  # MUL: the standardisation's "* 64"
     float_weight_ops = [op["name"] for op in weight_ops if op["input_dtypes"][0] == "float32"]
     assert len(float_weight_ops) == 1 and "/stem_conv/" in float_weight_ops[0], float_weight_ops
@@ -80,7 +81,7 @@ def float_fallbacks(ops: list[dict]) -> list[str]:
     for op in ops:
         if op["kind"] in WEIGHT_OPS:
             activation, weights = op["input_dtypes"][:2]
-            if (activation, weights) != ("int8", "int8") and not quantizer._in_float_layer(
+            if (activation, weights) != ("int8", "int8") and not conversion._in_float_layer(
                     op["name"]):
                 problems.append(f"{op['kind']} {op['name']}: input {activation}, "
                                 f"weights {weights}")
@@ -88,11 +89,11 @@ def float_fallbacks(ops: list[dict]) -> list[str]:
             if not op["feeds_model_output"]:  # int8 -> float inside the graph
                 problems.append(f"DEQUANTIZE inside the graph: {op['name']}")
         elif op["kind"] == "QUANTIZE":
-            if op["input_dtypes"][0] == "float32" and not quantizer._in_float_layer(
+            if op["input_dtypes"][0] == "float32" and not conversion._in_float_layer(
                     op["input_names"][0]):
                 problems.append(f"QUANTIZE of a float tensor from outside the stem: "
                                 f"{op['input_names'][0]}")
-        elif op["float"] and not quantizer._in_float_layer(op["name"]):
+        elif op["float"] and not conversion._in_float_layer(op["name"]):
             problems.append(f"float {op['kind']} outside the input stem: {op['name']}")
     return problems
 

@@ -9,7 +9,13 @@ import re
 import pytest
 
 from components import quantizer
-from components.quantizer import NoVariantPassed, QuantizerConfig, quantize_and_select
+from components.quantizer import (
+    NoVariantPassed,
+    QuantizerConfig,
+    quantize,
+    quantize_and_select,
+    scoring,
+)
 from components.shift_gate import ShiftGateConfig
 from tests.components import evalkit
 from trainer import split_reader
@@ -99,7 +105,7 @@ def test_variant_that_drops_too_much_f1_is_rejected_with_the_numbers(
             return real_convert("dynamic", models["shuffled"], train, config)
         return real_convert(variant, saved_model_dir, train, config)
 
-    monkeypatch.setattr(quantizer, "convert", convert)
+    monkeypatch.setattr(quantize, "convert", convert)
     config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("float32", "dynamic"), latency_runs=1)
     table = quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
     rows = {row["variant"]: row for row in table["variants"]}
@@ -121,7 +127,7 @@ def test_no_passing_variant_fails_the_component_with_every_message(
     def convert_the_shuffled_model(variant, _saved_model_dir, train, config):
         return real_convert(variant, models["shuffled"], train, config)
 
-    monkeypatch.setattr(quantizer, "convert", convert_the_shuffled_model)
+    monkeypatch.setattr(quantize, "convert", convert_the_shuffled_model)
     config = QuantizerConfig(shift_gate=NO_BATTERY, variants=("float32",), latency_runs=1)
     with pytest.raises(NoVariantPassed, match=r"float32: macro F1 0\.\d{3} is 0\.\d{3} below"):
         quantize_and_select(models["good"], models["examples"], str(tmp_path), config)
@@ -311,8 +317,8 @@ def test_int8_ships_the_calibration_closest_to_float_on_eval(models, tmp_path):
     signature = tf.saved_model.load(models["good"]).signatures[spec.TENSOR_SIGNATURE]
     size = int(signature.structured_input_signature[1][spec.IMAGE_TENSOR_KEY].shape[1])
     held_out = split_reader.read_split(models["examples"], "eval", size)
-    shipped = quantizer._runner_outputs(ModelRunner(row["file"], threads=1), held_out.images)
-    measured = quantizer.fidelity(quantizer._tf_outputs(signature, held_out.images), shipped,
+    shipped = scoring.runner_outputs(ModelRunner(row["file"], threads=1), held_out.images)
+    measured = quantizer.fidelity(scoring.tf_outputs(signature, held_out.images), shipped,
                                   quantizer.training_referral(models["good"]))
     for key, value in measured.items():
         assert np.isclose(value, best[key]), (key, value, best)
