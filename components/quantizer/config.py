@@ -6,6 +6,7 @@ import json
 from components.quantizer.recipes import ALL_VARIANTS, FLOAT_LAYERS
 from components.shift_gate import ShiftGateConfig
 from edge import spec
+from trainer import constants
 
 # fastest: the lowest median latency on the edge runtime wins (a faster model is the point of
 # quantizing for a low-cost device); smallest: the smallest file wins (storage-bound devices).
@@ -15,7 +16,7 @@ OBJECTIVES = ("fastest", "smallest")
 @dataclasses.dataclass(frozen=True)
 class QuantizerConfig:
     variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
-    max_f1_drop: float = 0.01
+    max_f1_drop: float = constants.MAX_F1_DROP
     # int8 calibration images, split evenly over classes (docs/decisions/quantization.md).
     representative_examples: int = 300
     # Each tensor's int8 range: the mean over this many slices of the sample of each slice's
@@ -28,7 +29,7 @@ class QuantizerConfig:
     # Which passing variant ships (select_variant). Latencies within latency_margin (relative)
     # of the fastest count as a tie, broken by the smaller file: that close is run-to-run noise.
     objective: str = "fastest"
-    latency_margin: float = 0.10
+    latency_margin: float = constants.LATENCY_MARGIN
     max_size_mb: float = 0.0  # size budget in 10^6 bytes; 0: none
     # Latency as the device will see it: its thread count, each variant in a fresh process,
     # warmup untimed runs, then the median of latency_runs, in latency_rounds interleaved rounds

@@ -7,8 +7,7 @@ import numpy as np
 from components.quantizer.config import QuantizerConfig
 from components.quantizer.recipes import FLOAT_LAYERS, RECIPES, Recipe
 from edge import spec
-
-REFERRAL_LAYER_PREFIX = "referral"  # trainer.referral.LAYER_PREFIX (no TF import at load)
+from trainer.constants import REFERRAL_LAYER_PREFIX
 
 
 def convert(variant: str, saved_model_dir: str, train, config: QuantizerConfig) -> bytes:

@@ -9,6 +9,7 @@ import numpy as np
 from components import referral_gate
 from components.quantizer.recipes import RECIPES
 from components.quantizer.scoring import classification_scores, runner_outputs
+from edge import spec
 from edge.runtime import ModelRunner
 from trainer.summary_file import read_training_summary
 
@@ -68,7 +69,7 @@ def referral_record(referral: dict, reference, labels) -> dict | None:
         return None
     from trainer.referral import risk_coverage
 
-    accepted = (reference.test_ood <= referral.get("ood_threshold", 1.0)
+    accepted = (reference.test_ood <= referral.get("ood_threshold", spec.DEFAULT_OOD_THRESHOLD)
                 if reference.test_ood is not None else np.ones(len(labels), bool))
     curve = risk_coverage(reference.test_probabilities[accepted], labels[accepted])
     step = max(1, len(curve) // 50)

@@ -3,9 +3,10 @@
 import math
 
 from components.quantizer.config import OBJECTIVES
+from trainer.constants import LATENCY_MARGIN
 
 
-def select_variant(rows: list[dict], objective: str = "fastest", margin: float = 0.10,
+def select_variant(rows: list[dict], objective: str = "fastest", margin: float = LATENCY_MARGIN,
                    max_size_bytes: int | None = None, threads: int = 1) -> dict:
     """Which variant ships and why, from the gate verdicts, file sizes and median latencies.
 
