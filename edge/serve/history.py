@@ -16,10 +16,10 @@ import json
 import os
 import re
 import sqlite3
-import threading
 from pathlib import Path
 
-DB_FILENAME = "history.sqlite3"
+from edge.serve.database import Database
+
 IMAGES_DIR = "images"
 STATUSES = ("ok", "refer", "error")
 MAX_LIST = 1000
@@ -63,26 +63,18 @@ COLUMNS = ("upload_id", "created_at", "filename", "status", "reason", "error", "
 class History:
     """Thread-safe: the worker thread writes, request handlers read and delete."""
 
-    def __init__(self, data_dir: str | os.PathLike, keep_images: bool = False):
-        self.data_dir = Path(data_dir)
+    def __init__(self, data_dir: str | os.PathLike, keep_images: bool = False,
+                 database: Database | None = None):
+        self.database = database or Database(data_dir)
+        self.data_dir = self.database.data_dir
         self.keep_images = keep_images
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.images_dir = self.data_dir / IMAGES_DIR
         if keep_images:
             self.images_dir.mkdir(mode=0o700, exist_ok=True)
-        db_path = self.data_dir / DB_FILENAME
-        if not db_path.exists():  # created 0600 before SQLite opens it (its -wal/-shm follow)
-            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        for path, mode in ((self.data_dir, 0o700), (db_path, 0o600)):
-            if path.stat().st_uid == os.getuid():  # patient data: ours alone, even if it existed
-                path.chmod(mode)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+        self._owns_database = database is None
+        self._lock = self.database.lock
+        self._db = self.database.connection
+        self.database.script(SCHEMA)
 
     def add(self, record: dict, images: dict[str, bytes] | None = None) -> dict:
         """Stores one result (and its PNGs with --keep-images); returns it with its id.
@@ -188,8 +180,8 @@ class History:
         return buffer.getvalue()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        if self._owns_database:
+            self.database.close()
 
     def _image_path(self, record_id: int, name: str) -> Path:
         if not _KEY.match(name):

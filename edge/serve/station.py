@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 
 from edge.classifier import ClassifierOptions
+from edge.serve.audit import AuditLog
+from edge.serve.database import Database
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 from edge.serve.options import ServeOptions
@@ -32,7 +34,10 @@ class Station:
         self.slot = ModelSlot(Path(options.model), classifier_options)
         self.slot.load()
         try:
-            self.history = History(options.data_dir, keep_images=options.keep_images)
+            self.database = Database(options.data_dir)
+            self.history = History(options.data_dir, keep_images=options.keep_images,
+                                   database=self.database)
+            self.audit = AuditLog(self.database)
         except BaseException:
             self.slot.close()
             raise
@@ -54,6 +59,7 @@ class Station:
             self._watcher.join(10)
         self.queue.stop()
         self.history.close()
+        self.database.close()
         self.slot.close()
 
     def _watch(self) -> None:
