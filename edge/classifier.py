@@ -7,6 +7,7 @@ edge.preprocess, so the device sees exactly what the trainer saw.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 
 from edge import spec
 from edge.imageio import DEFAULT_MAX_PIXELS, Source, load_grayscale
-from edge.manifest import LoadedModel, load_model_dir
+from edge.manifest import LoadedModel, file_sha256, load_model_dir
 from edge.preprocess import to_model_input
 
 STATUS_OK = "ok"
@@ -110,6 +111,11 @@ class Classifier:
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.model.class_names
+
+    @functools.cached_property
+    def model_sha256(self) -> str:
+        """The model file's sha256: what a site calibration is bound to."""
+        return (self.model.manifest or {}).get("sha256") or file_sha256(self.model.source)
 
     @property
     def referral(self) -> dict:

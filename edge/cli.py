@@ -3,6 +3,8 @@
     cxr-edge classify --model DIR_OR_TFLITE IMAGES_OR_FOLDERS... [--format table|json|csv]
     cxr-edge bench --model M [--threads N] [--runs N] [--warmup N]
     cxr-edge info --model M
+    cxr-edge calibrate --model M --findings FINDINGS.csv IMAGES... --target sensitivity=0.90
+        [--score abnormal|CLASS] --out site.json   (classify and serve take --site-calibration)
     cxr-edge export-android --model DIR --out FILE [--ood-threshold S] [--refer-below P]
         (needs the android extra; writes FILE and its referral record NAME.referral.json)
     cxr-edge keygen --out DIR | cxr-edge sign --model DIR --key PEM   (the signing extra)
@@ -25,6 +27,8 @@ import sys
 
 from edge import latency, signing, spec
 from edge.commands.bench import bench_command
+from edge.commands.calibrate import add_arguments as calibrate_arguments
+from edge.commands.calibrate import calibrate_command
 from edge.commands.classify import classify_command
 from edge.commands.common import EXIT_FILES_FAILED, EXIT_OK, EXIT_USAGE
 from edge.commands.extras import export_android_command, serve_command
@@ -79,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         help="status 'refer' (out_of_distribution) when the model's OOD score is above S; "
         f"default: the manifest's ({spec.DEFAULT_OOD_THRESHOLD}, the cut chosen on eval)",
     )
+    classify.add_argument(
+        "--site-calibration", metavar="SITE_JSON", default=None,
+        help="a site calibration (cxr-edge calibrate, or the station's Site page): each record "
+        "gets screen positive/negative at the site's threshold; refused for another model",
+    )
     classify.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
     classify.add_argument(
         "--debug", action="store_true", help="log the traceback of each failed file to stderr"
@@ -90,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"untimed runs after the first, before timing ({latency.WARMUP})")
     bench.add_argument("--image", help="benchmark on this image (default: a synthetic one)")
     bench.add_argument("--out", help="also write the JSON here")
+
+    calibrate = add("calibrate", calibrate_command,
+                    "fit the site's screening threshold on its confirmed cases (site.json)")
+    calibrate_arguments(calibrate)
 
     info = add("info", info_command, "show interpreter, tensors, classes and manifest metrics")
     info.add_argument("--format", choices=("table", "json"), default="table")

@@ -1,7 +1,8 @@
 """One image's result record, the same for `cxr-edge classify` and `cxr-edge serve`.
 
 Every key in FIELDS is always present, None (JSON null) where it does not apply (an error
-record has no class, a model without an OOD head no ood_score), so a consumer reads one schema.
+record has no class, a model without an OOD head no ood_score, a station without a site
+calibration no screen), so a consumer reads one schema.
 Each caller adds its own keys around these (classify: path and latency; serve: filename, hashes,
 model version).
 """
@@ -14,9 +15,10 @@ import numpy as np
 
 from edge.classifier import INFERENCE_FAILED, STATUS_ERROR, Classifier, Prediction
 from edge.imageio import ImageError, Source
+from edge.site.calibration import SCREEN_FIELDS, SiteCalibration, no_screen
 
 FIELDS = ("status", "reason", "error", "ood_score", "stability", "predicted_class",
-          "probability", "probabilities", "inference_ms")
+          "probability", "probabilities", "inference_ms") + SCREEN_FIELDS
 
 
 class Classified(NamedTuple):
@@ -26,8 +28,11 @@ class Classified(NamedTuple):
     failure: Exception | None  # an unexpected error (not a bad file), for the caller's log
 
 
-def classify_source(classifier: Classifier, source: Source) -> Classified:
-    """Decodes and classifies one file; a file that fails is an error record, never a raise."""
+def classify_source(classifier: Classifier, source: Source,
+                    calibration: SiteCalibration | None = None) -> Classified:
+    """Decodes and classifies one file; a file that fails is an error record, never a raise.
+
+    calibration: the site's, already checked to be for this model; adds the screen decision."""
     try:
         gray = classifier.load(source)
         prediction = classifier.classify(gray)
@@ -36,7 +41,10 @@ def classify_source(classifier: Classifier, source: Source) -> Classified:
     except Exception as err:  # whatever it is, the batch goes on; the caller logs the traceback
         return Classified(error_record(INFERENCE_FAILED, f"{type(err).__name__}: {err}"),
                           None, None, err)
-    return Classified(prediction_record(prediction), gray, prediction, None)
+    record = prediction_record(prediction)
+    if calibration is not None:
+        record |= calibration.screen(record["probabilities"])
+    return Classified(record, gray, prediction, None)
 
 
 def prediction_record(prediction: Prediction) -> dict:
@@ -53,7 +61,7 @@ def prediction_record(prediction: Prediction) -> dict:
             for name, p in zip(prediction.class_names, prediction.probabilities, strict=True)
         },
         "inference_ms": round(prediction.inference_ms, 3),
-    }
+    } | no_screen()
 
 
 def error_record(reason: str, error: str) -> dict:

@@ -13,9 +13,16 @@ from pathlib import Path
 
 from edge import heatmap
 from edge.classifier import STATUS_ERROR, Classifier
-from edge.commands.common import EXIT_FILES_FAILED, EXIT_OK, open_classifier, table
+from edge.commands.common import (
+    EXIT_FILES_FAILED,
+    EXIT_OK,
+    open_classifier,
+    open_site_calibration,
+    table,
+)
 from edge.imageio import DICOM_SUFFIXES
 from edge.record import classify_source
+from edge.site.calibration import SiteCalibration
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
 PROGRESS_MIN_FILES = 20  # shorter batches finish before a bar helps
@@ -25,9 +32,15 @@ log = logging.getLogger(__name__)
 
 def classify_command(args) -> int:
     classifier = open_classifier(args)
+    calibration = open_site_calibration(args, classifier)
     signer = classifier.model.signed_by
     signed = f", signed by trusted key {signer}" if signer else ""
     print(f"cxr-edge: {classifier.runtime}, model {args.model}{signed}", file=sys.stderr)
+    if calibration is not None:
+        print(f"cxr-edge: site calibration {calibration.id}: screen positive when "
+              f"{calibration.score} score >= {calibration.threshold:.4g} "
+              f"(target {calibration.target}, {calibration.n_positive} positive and "
+              f"{calibration.n_negative} negative confirmed cases)", file=sys.stderr)
     files = list(iter_inputs(args.inputs))
     if args.heatmaps:
         if classifier.has_attention:
@@ -38,7 +51,8 @@ def classify_command(args) -> int:
     records = []
     heatmap_names: set[str] = set()
     for path in files:
-        records.append(classify_file(classifier, path, args.heatmaps, heatmap_names))
+        records.append(classify_file(classifier, path, args.heatmaps, heatmap_names,
+                                     calibration))
         progress.step(path)
     progress.done()
     text = format_records(records, classifier.class_names, args.format)
@@ -52,11 +66,12 @@ def classify_command(args) -> int:
 
 
 def classify_file(
-    classifier: Classifier, path: Path, heatmap_dir: str | None, used_names: set[str]
+    classifier: Classifier, path: Path, heatmap_dir: str | None, used_names: set[str],
+    calibration: SiteCalibration | None = None,
 ) -> dict:
     """One record per file, whatever happens to it."""
     started = time.perf_counter()
-    outcome = classify_source(classifier, path)
+    outcome = classify_source(classifier, path, calibration)
     if outcome.failure is not None:  # --debug shows the traceback
         log.debug("%s: inference failed", path, exc_info=outcome.failure)
     record = {"path": str(path)} | outcome.record
@@ -123,10 +138,12 @@ def _write_heatmaps(path: Path, gray, attention: dict, heatmap_dir: str, used: s
 def _records_csv(records: list[dict], class_names) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    screen = _screened(records)
     writer.writerow(
         ["path", "status", "predicted_class", "probability"]
         + [f"p_{name}" for name in class_names]
         + ["ood_score", "latency_ms", "reason", "error"]
+        + (["screen", "screen_threshold", "screen_score", "calibration_id"] if screen else [])
     )
     for record in records:
         probabilities = record.get("probabilities") or {}
@@ -136,13 +153,20 @@ def _records_csv(records: list[dict], class_names) -> str:
             + [probabilities.get(name, "") for name in class_names]
             + [record.get("ood_score", ""), record["latency_ms"], record.get("reason", ""),
                record.get("error", "")]
+            + ([record.get(key) or "" for key in ("screen", "screen_threshold", "screen_score",
+                                                   "calibration_id")] if screen else [])
         )
     return buffer.getvalue()
 
 
+def _screened(records: list[dict]) -> bool:
+    return any(record.get("screen") for record in records)
+
+
 def _recordstable(records: list[dict], class_names) -> str:
+    screen = _screened(records)
     header = (["path", "status", "class", "p"] + list(class_names)
-              + ["ood", "ms", "reason / error"])
+              + ["ood", "ms"] + (["screen"] if screen else []) + ["reason / error"])
     rows = [header]
     for record in records:
         if record["status"] == STATUS_ERROR:
@@ -150,7 +174,8 @@ def _recordstable(records: list[dict], class_names) -> str:
             rows.append(
                 [record["path"], "error", record["reason"]]
                 + blanks
-                + [f"{record['latency_ms']:.1f}", record["error"][:80]]
+                + [f"{record['latency_ms']:.1f}"] + (["-"] if screen else [])
+                + [record["error"][:80]]
             )
             continue
         probabilities = record["probabilities"]
@@ -159,7 +184,9 @@ def _recordstable(records: list[dict], class_names) -> str:
              f"{record['probability']:.3f}"]
             + [f"{probabilities[name]:.3f}" for name in class_names]
             + [f"{record['ood_score']:.2f}" if record["ood_score"] is not None else "-",
-               f"{record['latency_ms']:.1f}", record["reason"] or ""]
+               f"{record['latency_ms']:.1f}"]
+            + ([record.get("screen") or "-"] if screen else [])
+            + [record["reason"] or ""]
         )
     return table(rows)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from edge import signing
 from edge.classifier import Classifier, ClassifierOptions
+from edge.site import calibration as site_calibration
+from edge.site.calibration import SiteCalibration
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -16,6 +18,18 @@ def open_classifier(args) -> Classifier:
         trusted_keys=tuple(getattr(args, "trusted_key", None) or signing.trusted_keys_from_env()),
     )
     return Classifier.open(args.model, options)
+
+
+def open_site_calibration(args, classifier: Classifier) -> SiteCalibration | None:
+    """--site-calibration's record, checked against the model; its referral thresholds apply
+    where --refer-below / --ood-threshold were not given. CalibrationError if it does not fit."""
+    path = getattr(args, "site_calibration", None)
+    if not path:
+        return None
+    calibration = site_calibration.for_model(site_calibration.load(path),
+                                             classifier.model_sha256, classifier.class_names)
+    classifier.options = site_calibration.referral_options(classifier.options, calibration)
+    return calibration
 
 
 def variant_fields(classifier: Classifier, threads: int | None) -> dict:
