@@ -37,6 +37,8 @@ from pathlib import Path
 from edge import spec
 from edge.classifier import Classifier, ClassifierOptions
 from edge.manifest import load_model_dir
+from edge.site import calibration as calibration_file
+from edge.site import screening
 
 MODEL_NAME = "cxr-edge chest X-ray triage"
 RESIZE_INSTRUCTION = (
@@ -48,12 +50,20 @@ RESIZE_INSTRUCTION = (
 
 def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
                    ood_threshold: float | None = None,
-                   refer_below: float | None = None) -> Path:
+                   refer_below: float | None = None,
+                   site_calibration: str | os.PathLike | None = None) -> Path:
     """Writes the model at `model` (pushed dir or .tflite) with metadata to `out`, and its
     referral record (referral_record) to referral_path(out). Thresholds: the manifest's
-    unless given, as for `cxr-edge classify`."""
+    unless given, as for `cxr-edge classify`; a site calibration (for this model only) adds
+    its screening rule and its local referral thresholds."""
     options = ClassifierOptions(refer_below=refer_below, ood_threshold=ood_threshold)
     classifier = Classifier(load_model_dir(model), options)
+    calibration = None
+    if site_calibration is not None:
+        calibration = calibration_file.for_model(calibration_file.load(site_calibration),
+                                                 classifier.model_sha256,
+                                                 classifier.class_names)
+        classifier.options = calibration_file.referral_options(options, calibration)
     runner = classifier.model.runner
     if runner.input.dtype != "float32":
         raise ValueError(
@@ -69,6 +79,7 @@ def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
                       if with_ood and classifier.has_consistency_check else None)
     record = referral_record(class_names, with_ood, classifier.ood_threshold,
                              classifier.refer_below, classifier.input_size, unstable_below)
+    record["screen"] = None if calibration is None else screen_rule(calibration)
     metadata_writer = _import_metadata_writer()
     buffer = _adapt_for_image_classifier(
         runner.model_path.read_bytes(), spec.PROBABILITIES_KEY,
@@ -93,6 +104,21 @@ def export_android(model: str | os.PathLike, out: str | os.PathLike, *,
               "model_sha256": hashlib.sha256(model_with_metadata).hexdigest(), **record}
     referral_path(out_path).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return out_path
+
+
+def screen_rule(calibration) -> dict:
+    """The site's screening decision as the app applies it to the class scores."""
+    if calibration.score == screening.SCORE_ABNORMAL:
+        normal = screening.normal_class(calibration.class_names)
+        formula = f"1 - score({normal!r})"
+    else:
+        formula = f"score({calibration.score!r})"
+    return {"score": calibration.score, "threshold": calibration.threshold,
+            "positive_classes": list(calibration.positive_classes),
+            "calibration_id": calibration.id, "calibrated_for_sha256": calibration.model_sha256,
+            "target": calibration.target,
+            "rule": f"screen positive when {formula} >= {calibration.threshold:.6g}, "
+                    "else negative (a referral still needs a clinician's look)"}
 
 
 def referral_path(model_out: str | os.PathLike) -> Path:

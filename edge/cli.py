@@ -150,6 +150,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the app's low-confidence threshold, written to the referral record; "
         "default: the manifest's referral threshold",
     )
+    android.add_argument(
+        "--site-calibration", metavar="SITE_JSON", default=None,
+        help="write the site's screening rule (and its local referral thresholds) into the "
+        "referral record; refused for another model",
+    )
     return parser
 
 

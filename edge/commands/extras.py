@@ -14,7 +14,8 @@ def export_android_command(args) -> int:
 
     try:
         out = export_android(args.model, args.out, ood_threshold=args.ood_threshold,
-                             refer_below=args.refer_below)
+                             refer_below=args.refer_below,
+                             site_calibration=args.site_calibration)
     except ImportError as err:
         print(f"cxr-edge: {err}", file=sys.stderr)
         return EXIT_USAGE

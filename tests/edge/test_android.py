@@ -183,3 +183,39 @@ def test_the_unstable_rule_is_folded_into_the_referral_category(tmp_path, capsys
     assert clear.decision == (STATUS_OK, None) and clear.scores[spec.ANDROID_REFER_CATEGORY] == 0
     assert clear.scores[spec.CLASS_NAMES[0]] == pytest.approx(
         float(clear.expected.probabilities[0]), abs=1e-5)
+
+
+def test_a_site_calibration_travels_in_the_referral_record(tmp_path, capsys):
+    """The site's screening rule and local OOD threshold reach the app; another model's
+    calibration is refused."""
+    pytest.importorskip("mediapipe")
+    import dataclasses
+
+    from edge.site import calibration
+
+    pushed = tmp_path / "pushed"
+    write_model_dir(pushed, REFERRAL_MODEL, variant="float32", referral=REFERRAL)
+    rng = np.random.default_rng(0)
+    cases = [{"probabilities": dict(zip(spec.CLASS_NAMES, p.tolist(), strict=True)),
+              "label": spec.CLASS_NAMES[i % 4]}
+             for i, p in enumerate(rng.dirichlet(np.ones(4), 60))]
+    fitted = calibration.fit(cases, spec.CLASS_NAMES, "abnormal", {"sensitivity": 0.8},
+                             model_sha256=hashlib.sha256(REFERRAL_MODEL.read_bytes()).hexdigest(),
+                             precision=0.3)
+    site = tmp_path / "site.json"
+    calibration.save(dataclasses.replace(fitted, ood_threshold=0.5), site)
+    exported = tmp_path / "cxr.tflite"
+    assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported),
+                     "--site-calibration", str(site)]) == 0
+    record = json.loads(referral_path(exported).read_text())
+    assert record["screen"]["threshold"] == fitted.threshold
+    assert record["screen"]["calibration_id"] == fitted.id
+    assert "1 - score('Normal')" in record["screen"]["rule"]
+    assert record["ood_threshold"] == 0.5  # the site's local threshold, baked in
+
+    other = tmp_path / "other.json"
+    calibration.save(dataclasses.replace(fitted, model_sha256="0" * 64), other)
+    capsys.readouterr()
+    assert cli.main(["export-android", "--model", str(pushed), "--out", str(exported),
+                     "--site-calibration", str(other)]) == 2
+    assert "recalibrate" in capsys.readouterr().err
