@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from edge.classifier import STATUS_ERROR
+from edge.serve import api_findings
 from edge.serve.guard import (
     COOKIE,
     SESSION_SECONDS,
@@ -48,7 +49,8 @@ from edge.serve.work import QueueFull, Upload
 
 NOTICE = ("A result is a prompt for a clinician to look at the image, never a diagnosis: the "
           "model can be wrong, and it only knows the four classes it was trained on.")
-PAGES = {"/": "index.html", "/history": "history.html", "/about": "about.html"}
+PAGES = {"/": "index.html", "/history": "history.html", "/review": "review.html",
+         "/about": "about.html"}
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -146,7 +148,8 @@ def create_app(station: Station) -> Starlette:
         status, predicted_class = _history_filters(request)
         limit = _int_param(request, "limit", 200)
         before = _int_param(request, "before", None)
-        results = station.history.list(status, predicted_class, limit, before)
+        results = station.findings.attach(
+            station.history.list(status, predicted_class, limit, before))
         classes = list(station.slot.current.info["class_names"])
         classes += [name for name in station.history.classes() if name not in classes]
         return JSONResponse({"results": results, "classes": classes,
@@ -155,7 +158,7 @@ def create_app(station: Station) -> Starlette:
     def history_csv(request: Request) -> Response:
         status, predicted_class = _history_filters(request)
         text = station.history.to_csv(station.slot.current.info["class_names"], status,
-                                      predicted_class)
+                                      predicted_class, findings=station.findings.by_result())
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         return Response(text, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="cxr-history-{stamp}.csv"'})
@@ -164,7 +167,7 @@ def create_app(station: Station) -> Starlette:
         record = station.history.get(request.path_params["record_id"])
         if record is None:
             raise HTTPException(404, "no such result")
-        return JSONResponse(record)
+        return JSONResponse(station.findings.attach([record])[0])
 
     def history_delete(request: Request) -> Response:
         if not station.history.delete(request.path_params["record_id"]):
@@ -194,7 +197,7 @@ def create_app(station: Station) -> Starlette:
         Route("/api/history/{record_id:int}", history_get, methods=["GET"]),
         Route("/api/history/{record_id:int}", history_delete, methods=["DELETE"]),
         Route("/api/history/{record_id:int}/{name}.png", history_image),
-    ]
+    ] + api_findings.routes(station)
     return Starlette(routes=routes, lifespan=lifespan,
                      middleware=[Middleware(Guard, station=station)],
                      exception_handlers={HTTPException: _http_error})

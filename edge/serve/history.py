@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS results (
     probability REAL,
     probabilities TEXT,
     ood_score REAL,
+    stability REAL,
     inference_ms REAL,
     latency_ms REAL,
     queued_ms REAL,
@@ -55,9 +56,14 @@ CREATE INDEX IF NOT EXISTS results_status ON results (status);
 CREATE INDEX IF NOT EXISTS results_class ON results (predicted_class);
 """
 COLUMNS = ("upload_id", "created_at", "filename", "status", "reason", "error", "predicted_class",
-           "probability", "probabilities", "ood_score", "inference_ms", "latency_ms", "queued_ms",
-           "model_version", "variant", "model_sha256", "file_sha256", "width", "height",
-           "kept_images")
+           "probability", "probabilities", "ood_score", "stability", "inference_ms", "latency_ms",
+           "queued_ms", "model_version", "variant", "model_sha256", "file_sha256", "width",
+           "height", "kept_images")
+# Added to a database made before they existed.
+ADDED_COLUMNS = {"stability": "REAL"}
+# The CSV's columns for a result's finding (edge/serve/findings.py), and its keys they show.
+FINDING_COLUMNS = {"finding_label": "label", "finding_source": "source", "finding_by": "who",
+                   "finding_at": "at"}
 
 
 class History:
@@ -75,6 +81,10 @@ class History:
         self._lock = self.database.lock
         self._db = self.database.connection
         self.database.script(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
 
     def add(self, record: dict, images: dict[str, bytes] | None = None) -> dict:
         """Stores one result (and its PNGs with --keep-images); returns it with its id.
@@ -90,7 +100,7 @@ class History:
                 existing = self._db.execute("SELECT * FROM results WHERE upload_id = ?",
                                             (row["upload_id"],)).fetchone()
                 if existing is not None:
-                    return _as_dict(existing) | {"duplicate": True}
+                    return as_record(existing) | {"duplicate": True}
             placeholders = ", ".join("?" for _ in COLUMNS)
             cursor = self._db.execute(
                 f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({placeholders})",
@@ -105,7 +115,7 @@ class History:
     def get(self, record_id: int) -> dict | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM results WHERE id = ?", (record_id,)).fetchone()
-        return _as_dict(row) if row else None
+        return as_record(row) if row else None
 
     def list(self, status: str | None = None, predicted_class: str | None = None,
              limit: int = 200, before_id: int | None = None) -> list[dict]:
@@ -119,7 +129,7 @@ class History:
         with self._lock:
             rows = self._db.execute(f"SELECT * FROM results {clause} ORDER BY id DESC LIMIT ?",
                                     (*values, limit)).fetchall()
-        return [_as_dict(row) for row in rows]
+        return [as_record(row) for row in rows]
 
     def count(self, status: str | None = None, predicted_class: str | None = None) -> int:
         where, values = _filters(status, predicted_class)
@@ -152,12 +162,14 @@ class History:
         return path.read_bytes() if path.is_file() else None
 
     def to_csv(self, class_names, status: str | None = None,
-               predicted_class: str | None = None) -> str:
-        """The filtered history as CSV, newest first, one p_<class> column per class."""
+               predicted_class: str | None = None, findings: dict | None = None) -> str:
+        """The filtered history as CSV, newest first, one p_<class> column per class.
+
+        findings: {result id: finding}, shown in the FINDING_COLUMNS."""
         where, values = _filters(status, predicted_class)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
-            rows = [_as_dict(r) for r in self._db.execute(
+            rows = [as_record(r) for r in self._db.execute(
                 f"SELECT * FROM results {clause} ORDER BY id DESC", values).fetchall()]
         names = list(class_names) + sorted({name for row in rows
                                             for name in (row["probabilities"] or {})
@@ -167,8 +179,9 @@ class History:
         writer.writerow(["id", "created_at", "filename", "status", "reason", "predicted_class",
                          "probability"] + [f"p_{name}" for name in names]
                         + ["ood_score", "inference_ms", "latency_ms", "model_version", "variant",
-                           "error"])
+                           "error"] + list(FINDING_COLUMNS))
         for row in rows:
+            finding = (findings or {}).get(row["id"]) or {}
             probabilities = row["probabilities"] or {}
             writer.writerow([row["id"], row["created_at"], _cell(row["filename"]), row["status"],
                              row["reason"] or "", row["predicted_class"] or "",
@@ -176,7 +189,8 @@ class History:
                             + [_number(probabilities.get(name)) for name in names]
                             + [_number(row["ood_score"]), _number(row["inference_ms"]),
                                _number(row["latency_ms"]), _cell(row["model_version"]),
-                               _cell(row["variant"]), _cell(row["error"])])
+                               _cell(row["variant"]), _cell(row["error"])]
+                            + [_cell(finding.get(key)) for key in FINDING_COLUMNS.values()])
         return buffer.getvalue()
 
     def close(self) -> None:
@@ -202,7 +216,7 @@ def _filters(status, predicted_class) -> tuple[list[str], list]:
     return where, values
 
 
-def _as_dict(row: sqlite3.Row) -> dict:
+def as_record(row: sqlite3.Row) -> dict:
     record = dict(row)
     record["probabilities"] = json.loads(record["probabilities"]) if record[
         "probabilities"] else None

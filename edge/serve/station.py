@@ -13,6 +13,7 @@ from pathlib import Path
 from edge.classifier import ClassifierOptions
 from edge.serve.audit import AuditLog
 from edge.serve.database import Database
+from edge.serve.findings import Findings
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 from edge.serve.options import ServeOptions
@@ -38,10 +39,12 @@ class Station:
             self.history = History(options.data_dir, keep_images=options.keep_images,
                                    database=self.database)
             self.audit = AuditLog(self.database)
+            self.findings = Findings(self.database, self.audit)
         except BaseException:
             self.slot.close()
             raise
-        self.queue = InferenceQueue(self.slot, self.history, options.queue_size)
+        self.queue = InferenceQueue(self.slot, self.history, options.queue_size,
+                                    after_store=self.findings.apply_pending)
         # Signs the login cookie; new on every start, so a restart logs everyone out.
         self.cookie_key = secrets.token_bytes(32)
         self._stop = threading.Event()

@@ -55,8 +55,10 @@ class _Job:
 
 
 class InferenceQueue:
-    def __init__(self, slot: ModelSlot, history: History, capacity: int):
+    def __init__(self, slot: ModelSlot, history: History, capacity: int, after_store=None):
+        """after_store(record) -> record: run on each stored result (a pending finding)."""
         self.slot, self.history, self.capacity = slot, history, capacity
+        self.after_store = after_store
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0  # queued + running: what `capacity` bounds
         self._lock = threading.Lock()
@@ -120,6 +122,11 @@ class InferenceQueue:
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         stored = self.history.add(record, images)
+        if self.after_store is not None:
+            try:
+                stored = self.after_store(stored)
+            except Exception:  # the result is recorded; only the extra step is lost
+                log.exception("cxr-edge serve: after storing result %s", stored.get("id"))
         # What the page shows at once: heat maps (or the image) inline, whether or not kept.
         return stored | {"images": {name: _data_url(jpeg) for name, jpeg in shown.items()},
                          "heatmap_error": record.get("heatmap_error")}

@@ -1,4 +1,4 @@
-// cxr-edge serve: the three pages' behaviour. Plain JS, no libraries, nothing from a CDN.
+// cxr-edge serve: the pages' behaviour. Plain JS, no libraries, nothing from a CDN.
 // Everything shown comes from the JSON API and is put in the page with textContent, never as
 // HTML, so a file name or a manifest value can never become markup.
 "use strict";
@@ -15,7 +15,7 @@ function el(tag, attributes = {}, ...children) {
   for (const [key, value] of Object.entries(attributes)) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "text") node.textContent = value;
-    else if (key.startsWith("data-") || key === "class" || key === "href" || key === "src" ||
+    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "class" || key === "href" || key === "src" ||
              key === "alt" || key === "title" || key === "type" || key === "value") {
       node.setAttribute(key, value);
     } else node[key] = value;
@@ -52,6 +52,21 @@ async function loadModel() {
   return model;
 }
 
+// Who is logged in (GET /api/me); a station without user accounts answers 404: show nothing.
+// The role only hides controls it cannot use (CSS on body[data-role]); the server checks it.
+async function loadMe() {
+  const response = await api("/api/me");
+  if (response.status !== 200) return null;
+  const me = await response.json();
+  document.body.dataset.role = me.role;
+  const box = document.getElementById("me");
+  if (box) {
+    box.textContent = `${me.name} (${me.role})`;
+    box.hidden = false;
+  }
+  return me;
+}
+
 function percent(p) {
   return p === null || p === undefined ? "" : (100 * p).toFixed(1) + "%";
 }
@@ -64,6 +79,29 @@ function randomId() {
 
 function statusBadge(status) {
   return el("span", { class: "status " + status, text: status });
+}
+
+function probabilityList(result) {
+  const list = el("ul", { class: "probs" });
+  for (const [name, p] of Object.entries(result.probabilities || {})) {
+    const bar = el("span");
+    bar.style.width = percent(p);
+    list.append(el("li", { class: name === result.predicted_class ? "top" : "",
+      "data-class": name }, el("span", { text: name }), el("span", { class: "bar" }, bar),
+    el("span", { class: "p", text: percent(p) })));
+  }
+  return list;
+}
+
+function findingText(finding) {
+  if (!finding) return "";
+  const label = finding.label === "not_assessable" ? "not assessable" : finding.label;
+  return `${label} (${finding.source}, ${finding.who})`;
+}
+
+async function detail(response) {
+  const body = await response.json().catch(() => ({}));
+  return body.detail || body.error || `HTTP ${response.status}`;
 }
 
 function sleep(ms) {
@@ -169,16 +207,7 @@ function triagePage() {
         parts.push(el("p", { class: "why",
           text: "Refer to a clinician: " + (REASONS[result.reason] || result.reason) }));
       }
-      const list = el("ul", { class: "probs" });
-      const entries = Object.entries(result.probabilities || {});
-      for (const [name, p] of entries) {
-        const bar = el("span");
-        bar.style.width = percent(p);
-        list.append(el("li", { class: name === result.predicted_class ? "top" : "",
-          "data-class": name }, el("span", { text: name }), el("span", { class: "bar" }, bar),
-        el("span", { class: "p", text: percent(p) })));
-      }
-      parts.push(list);
+      parts.push(probabilityList(result));
     }
     const images = Object.entries(result.images || {});
     if (images.length) {
@@ -243,7 +272,8 @@ function historyPage() {
 
   function row(record) {
     const when = new Date(record.created_at).toLocaleString();
-    const remove = el("button", { class: "button small danger", type: "button", text: "Delete" });
+    const remove = el("button", { class: "button small danger needs-admin", type: "button",
+      text: "Delete" });
     remove.addEventListener("click", async () => {
       if (remove.dataset.armed !== "yes") { // two taps, no pop-up: works the same on a phone
         remove.dataset.armed = "yes";
@@ -263,6 +293,8 @@ function historyPage() {
       el("td", { text: when }), el("td", {}, file),
       el("td", {}, statusBadge(record.status), why), el("td", { text: what || "" }),
       el("td", { text: percent(record.probability) }),
+      el("td", { class: "finding", text: findingText(record.finding),
+        title: record.finding && record.finding.note ? record.finding.note : null }),
       el("td", { text: `${record.model_version || ""} ${record.variant || ""}` }),
       el("td", {}, remove));
   }
@@ -270,6 +302,160 @@ function historyPage() {
   status.addEventListener("change", refresh);
   klass.addEventListener("change", refresh);
   document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
+  refresh();
+}
+
+// ------------------------------------------------------------------------------- review
+
+const SOURCE_KEY = "cxr-finding-source"; // remembered for this browser session only
+
+function reviewPage() {
+  const list = document.getElementById("worklist");
+  const count = document.getElementById("worklist-count");
+  const recorded = document.getElementById("recorded");
+  const source = document.getElementById("source");
+  const denied = document.getElementById("denied");
+  let total = 0;
+  loadModel().catch(() => {});
+  source.value = sessionStorage.getItem(SOURCE_KEY) || "radiologist";
+  source.addEventListener("change", () => sessionStorage.setItem(SOURCE_KEY, source.value));
+  document.getElementById("review-options").addEventListener("submit", (e) => e.preventDefault());
+
+  function showCount() {
+    count.textContent = total
+      ? `${total} result${total === 1 ? "" : "s"} without a finding (referred first)`
+      : "Every result has a finding.";
+  }
+
+  async function refresh() {
+    const response = await api("/api/worklist");
+    if (response.status === 403) {
+      denied.textContent = "Recording findings needs a reviewer: " + await detail(response);
+      denied.hidden = false;
+      document.getElementById("review-tools").hidden = true;
+      return;
+    }
+    const data = await response.json();
+    total = data.total;
+    showCount();
+    list.replaceChildren(...data.results.map(card));
+    await refreshPending();
+  }
+
+  function card(result) {
+    const note = el("input", { class: "note", type: "text", maxLength: 500,
+      placeholder: "Note (optional)", "aria-label": "Note for " + result.filename });
+    const message = el("p", { class: "why", role: "status" });
+    const buttons = el("div", { class: "finding-buttons" });
+    const labels = Object.keys(result.probabilities || {}).concat(["not_assessable"]);
+    for (const label of labels) {
+      const button = el("button", { type: "button", "data-label": label,
+        class: "button small finding" + (label === "not_assessable" ? " secondary" : ""),
+        text: label === "not_assessable" ? "Not assessable" : label });
+      button.addEventListener("click", () => record(result, label, note.value, box, message));
+      buttons.append(button);
+    }
+    const parts = [el("h3", { text: result.filename }),
+      el("p", { class: "verdict" }, statusBadge(result.status), " ",
+        el("strong", { class: "predicted", text: result.predicted_class }),
+        ` ${percent(result.probability)}`)];
+    if (result.status === "refer") {
+      parts.push(el("p", { class: "why",
+        text: "Referred: " + (REASONS[result.reason] || result.reason) }));
+    }
+    if ((result.kept_images || []).includes("image")) {
+      parts.push(el("img", { src: `/api/history/${result.id}/image.png`,
+        alt: "The image " + result.filename, class: "preview" }));
+    }
+    parts.push(probabilityList(result),
+      el("p", { class: "meta", text: `#${result.id} · ${new Date(result.created_at)
+        .toLocaleString()} · model ${result.model_version}` }),
+      note, el("p", { class: "meta", text: "What does the image show?" }), buttons, message);
+    const box = el("article", { class: "card case", "data-id": result.id,
+      "data-status": result.status }, ...parts);
+    return box;
+  }
+
+  async function record(result, label, note, box, message) {
+    for (const button of box.querySelectorAll("button")) button.disabled = true;
+    const response = await api(`/api/history/${result.id}/finding`, {
+      method: "PUT", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ label, source: source.value, note: note || null }) });
+    if (response.status !== 200) {
+      message.textContent = "Not recorded: " + await detail(response);
+      for (const button of box.querySelectorAll("button")) button.disabled = false;
+      return;
+    }
+    const updated = await response.json();
+    box.remove();
+    total -= 1;
+    showCount();
+    recorded.textContent = `Recorded ${findingText(updated.finding)} for ${updated.filename} ` +
+      `(#${updated.id}).`;
+    if (!list.children.length && total > 0) await refresh();
+  }
+
+  async function refreshPending() {
+    const response = await api("/api/findings/pending");
+    if (response.status !== 200) return;
+    const body = document.querySelector("#pending tbody");
+    const rows = (await response.json()).pending.map((row) => {
+      const discard = el("button", { class: "button small danger", type: "button",
+        text: "Discard" });
+      discard.addEventListener("click", async () => {
+        const reply = await api(`/api/findings/pending/${row.id}`, { method: "DELETE" });
+        if (reply.status === 204) await refreshPending();
+      });
+      return el("tr", { "data-id": row.id }, el("td", { class: "file", text: row.file }),
+        el("td", { text: row.label }), el("td", { text: row.source }),
+        el("td", { text: row.who }), el("td", { text: new Date(row.at).toLocaleString() }),
+        el("td", {}, discard));
+    });
+    body.replaceChildren(...(rows.length ? rows
+      : [el("tr", {}, el("td", { text: "none", colSpan: 6 }))]));
+  }
+
+  const file = document.getElementById("import-file");
+  file.addEventListener("change", () => {
+    document.getElementById("import-name").textContent = file.files.length ? file.files[0].name : "";
+  });
+  document.getElementById("import").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const report = document.getElementById("import-report");
+    if (!file.files.length) {
+      report.replaceChildren(el("p", { class: "why", text: "Choose a CSV file first." }));
+      return;
+    }
+    const form = new FormData();
+    form.append("file", file.files[0], file.files[0].name);
+    const response = await api("/api/findings/import", { method: "POST", body: form });
+    if (response.status !== 200) {
+      report.replaceChildren(el("p", { class: "why", text: "Not imported: " +
+        await detail(response) }));
+      return;
+    }
+    showReport(report, await response.json());
+    file.value = "";
+    document.getElementById("import-name").textContent = "";
+    await refresh();
+  });
+
+  function showReport(report, data) {
+    const parts = [el("p", { class: "summary", text: `${data.rows} row${data.rows === 1 ? "" : "s"}: ` +
+      `${data.applied} finding${data.applied === 1 ? "" : "s"} recorded, ` +
+      `${data.unmatched.length} waiting for their image, ${data.invalid.length} not valid.` })];
+    const items = [];
+    for (const [kind, rows] of [["invalid", data.invalid], ["unmatched", data.unmatched],
+      ["several", data.several]]) {
+      for (const row of rows) {
+        items.push(el("li", { class: kind, "data-row": row.row },
+          `row ${row.row}${row.file ? " (" + row.file + ")" : ""}: ${row.why}`));
+      }
+    }
+    if (items.length) parts.push(el("ul", { class: "rows" }, ...items));
+    report.replaceChildren(...parts);
+  }
+
   refresh();
 }
 
@@ -343,5 +529,8 @@ function aboutPage() {
   });
 }
 
-const PAGES = { triage: triagePage, history: historyPage, about: aboutPage };
-document.addEventListener("DOMContentLoaded", () => PAGES[document.body.dataset.page]());
+const PAGES = { triage: triagePage, history: historyPage, review: reviewPage, about: aboutPage };
+document.addEventListener("DOMContentLoaded", () => {
+  loadMe().catch(() => {});
+  PAGES[document.body.dataset.page]();
+});
