@@ -29,6 +29,7 @@ MAX_NOTE_CHARS = 500
 MAX_FILE_CHARS = 128  # a sha256 is 64 hex digits, an upload id at most 64 characters
 MAX_IMPORT_ROWS = 10_000
 MAX_WORKLIST = 500
+IDS_PER_QUERY = 500  # under SQLite's bound on the ? of one statement
 FINDING_KEYS = ("label", "source", "note", "who", "at")
 # What confirmed_cases() copies from each result (besides its id).
 CASE_FIELDS = ("created_at", "status", "reason", "predicted_class", "probability",
@@ -90,7 +91,8 @@ class Findings:
             return self._write(db, result_id, finding, who)
 
     def clear(self, result_id: int, who: str) -> None:
-        """Removes a result's finding (audited when there was one); NoSuchResult if none."""
+        """Removes a result's finding (audited when there was one); NoSuchResult when there
+        is no such result."""
         with self.database.transaction() as db:
             _result(db, result_id)
             before = self.get(result_id)
@@ -104,8 +106,8 @@ class Findings:
         """The history records, each with its "finding" (a dict of FINDING_KEYS, or None)."""
         ids = [record["id"] for record in records]
         found = {}
-        for chunk in range(0, len(ids), 500):  # SQLite's bound on ? per statement
-            part = ids[chunk:chunk + 500]
+        for chunk in range(0, len(ids), IDS_PER_QUERY):
+            part = ids[chunk:chunk + IDS_PER_QUERY]
             rows = self.database.all(
                 f"SELECT * FROM findings WHERE result_id IN ({', '.join('?' * len(part))})",
                 part)
