@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 GLIBC_WHEELS := ml-metadata==1.21.0 tensorflow-data-validation==1.21.0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast lint demo bench shift-battery pi-check fuzz lock clean system-deps
+.PHONY: setup test test-fast lint demo bench shift-battery site-shift pi-check fuzz lock clean system-deps
 
 setup: $(VENV)/.installed $(EDGE_VENV)/.installed system-deps
 
@@ -56,6 +56,10 @@ bench: setup
 # The acquisition-shift battery against the model `make demo` pushed, on fresh phantoms.
 shift-battery: setup
 	$(VENV)/bin/python benchmarks/shift_battery.py --model demo-run/pipeline/serving/latest
+
+# Referral, sensitivity and a local calibration on three simulated clinics' phantoms, same model.
+site-shift: $(EDGE_VENV)/.installed
+	$(EDGE_VENV)/bin/python benchmarks/site_shift.py --model demo-run/pipeline/serving/latest
 
 pi-check: $(EDGE_VENV)/.installed
 	bash tools/pi_check.sh

@@ -29,6 +29,9 @@ probes (logistic regression on 8/16/32 px pixels and on the histogram).
 elsewhere; all zero for Normal, whose dense ribs are no finding) under
 `<Class>/masks/<Class>-<n>.png`, which ingestion ignores, so attention maps can be scored.
 
+With `site`, every image then goes through a second clinic's simulated scanner, drawn from
+the site's name (components/site_shift.py; site.json beside the class folders says what).
+
 Each image gets its own numpy Generator seeded from (seed, class name, index), so the
 bytes of `COVID-7.png` do not depend on how many images of other classes were asked for.
 Numpy and Pillow only: importing this module never imports TensorFlow.
@@ -41,6 +44,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from components import site_shift
 from edge import spec
 
 DEFAULT_PER_CLASS = 100
@@ -62,11 +66,13 @@ _LESIONS = {
 
 
 def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
-             seed=DEFAULT_SEED, class_names=spec.CLASS_NAMES, max_size=None):
+             seed=DEFAULT_SEED, class_names=spec.CLASS_NAMES, max_size=None, site=None):
     """Writes `per_class` phantoms per class under out_dir (images/ and masks/ per class);
     returns {class name: [image paths]}. With `max_size`, each phantom is drawn at its own
     side between `size` and `max_size` (log-uniform, `drawn_size`): a model trained on them
-    learns the class, not one pixel grid."""
+    learns the class, not one pixel grid. With `site` (a name or a site_shift.SiteProfile),
+    each image goes through that site's scanner shift (masks unchanged) and the profile is
+    written to out_dir/site.json."""
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
     if size < 32:
@@ -77,6 +83,7 @@ def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
     if unknown:
         raise ValueError(f"no phantom finding defined for classes {unknown}; "
                          f"known: {sorted(_LESIONS)}")
+    profile = site_shift.profile_for(site) if isinstance(site, str) else site
     written = {}
     for name in class_names:
         image_dir = os.path.join(out_dir, name, IMAGES_FOLDER)
@@ -87,12 +94,18 @@ def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
         for index in range(1, per_class + 1):
             side = size if max_size is None else drawn_size(name, index, size, max_size, seed)
             pixels, mask = render_case(name, index, size=side, seed=seed)
+            if profile is not None:  # the site's severities are on the --size grid
+                pixels = profile.apply(pixels, size, name, index, seed)
             file_name = f"{name}-{index}.png"
             path = os.path.join(image_dir, file_name)
             _write_png(pixels, path)
             _write_png(np.where(mask, 255, 0).astype(np.uint8),
                        os.path.join(mask_dir, file_name))
             written[name].append(path)
+    if profile is not None:
+        site_shift.write_profile(profile, out_dir, generated={
+            "per_class": per_class, "size": size, "max_size": max_size, "seed": seed,
+            "generator_version": GENERATOR_VERSION, "classes": list(class_names)})
     return written
 
 
@@ -128,7 +141,8 @@ def finding_mask_path(image_path):
 
 
 def main(argv=None):
-    """CLI: `cxr-pipeline demo-data --out DIR [--per-class N] [--size PX] [--seed S]`."""
+    """CLI: `cxr-pipeline demo-data --out DIR [--per-class N] [--size PX] [--seed S]
+    [--site NAME]`."""
     parser = argparse.ArgumentParser(prog="cxr-pipeline demo-data", description=_CLI_HELP)
     _add_arguments(parser)
     args = parser.parse_args(argv)
@@ -144,12 +158,16 @@ def add_demo_data_parser(subparsers):
 
 
 def run_from_args(args):
+    profile = site_shift.profile_for(args.site) if args.site is not None else None
     written = generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed,
-                       max_size=args.max_size)
+                       max_size=args.max_size, site=profile)
     total = sum(len(paths) for paths in written.values())
     sides = f"{args.size} px" if args.max_size is None else f"{args.size}-{args.max_size} px"
     print(f"wrote {total} SYNTHETIC phantom images ({args.per_class} per class, "
           f"{sides}, seed {args.seed}) and their finding masks to {args.out}")
+    if profile is not None:
+        print(f"{profile}\nthrough this simulated scanner; its profile is in "
+              f"{os.path.join(args.out, site_shift.PROFILE_FILE)}")
     return 0
 
 
@@ -164,6 +182,9 @@ def _add_arguments(parser):
     parser.add_argument("--max-size", type=int,
                         help="draw each phantom at its own side between --size and this")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--site", metavar="NAME",
+                        help="pass the phantoms through the scanner shift this site name "
+                             "draws (components/site_shift.py); writes site.json")
 
 
 class _Grid:

@@ -1,6 +1,6 @@
 """`cxr-pipeline`: the command line of the pipeline side.
 
-  cxr-pipeline demo-data --out DIR [--per-class N] [--size PX] [--seed S]
+  cxr-pipeline demo-data --out DIR [--per-class N] [--size PX] [--seed S] [--site NAME]
   cxr-pipeline run --data-root DIR --pipeline-root DIR [--runner local|beam]
                    [--model attention [--model baseline ...]] [--image-size PX] [--epochs N]
                    [--serving-dir DIR] [--verbose]
