@@ -158,7 +158,7 @@ def _calibrate_on_half(model_dir, cases, names, normal, folder) -> dict:
         writer = csv.writer(handle)
         writer.writerow(["file", "label"])
         writer.writerows([os.path.relpath(c["path"], folder), c["label"]] for c in fit_half)
-    out = os.path.join(folder, "calibration.json")  # not site.json: the site profile is there
+    out = os.path.join(folder, "calibration.json")  # beside the site profile, not over it
     command = [sys.executable, "-m", "edge", "calibrate", "--model", model_dir,
                "--findings", findings, "--target", CALIBRATION_TARGET, "--out", out,
                *[c["path"] for c in fit_half]]

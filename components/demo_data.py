@@ -30,7 +30,7 @@ elsewhere; all zero for Normal, whose dense ribs are no finding) under
 `<Class>/masks/<Class>-<n>.png`, which ingestion ignores, so attention maps can be scored.
 
 With `site`, every image then goes through a second clinic's simulated scanner, drawn from
-the site's name (components/site_shift.py; site.json beside the class folders says what).
+the site's name (components/site_shift.py; site-profile.json beside the class folders says what).
 
 Each image gets its own numpy Generator seeded from (seed, class name, index), so the
 bytes of `COVID-7.png` do not depend on how many images of other classes were asked for.
@@ -72,7 +72,7 @@ def generate(out_dir, per_class=DEFAULT_PER_CLASS, size=spec.DEMO_IMAGE_SIZE,
     side between `size` and `max_size` (log-uniform, `drawn_size`): a model trained on them
     learns the class, not one pixel grid. With `site` (a name or a site_shift.SiteProfile),
     each image goes through that site's scanner shift (masks unchanged) and the profile is
-    written to out_dir/site.json."""
+    written to out_dir/site-profile.json."""
     if per_class < 1:
         raise ValueError(f"per_class must be >= 1, got {per_class}")
     if size < 32:
@@ -184,7 +184,7 @@ def _add_arguments(parser):
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--site", metavar="NAME",
                         help="pass the phantoms through the scanner shift this site name "
-                             "draws (components/site_shift.py); writes site.json")
+                             "draws (components/site_shift.py); writes site-profile.json")
 
 
 class _Grid:

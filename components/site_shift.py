@@ -8,7 +8,7 @@ of the battery's milder cells. The seed is zlib.crc32 of the name: the same name
 same site on every run and machine. Only the noise differs per image (its own generator,
 seeded from the site, the class and the index). Numpy and Pillow only.
 
-The images stay SYNTHETIC phantoms; site.json beside them says what the site does.
+The images stay SYNTHETIC phantoms; site-profile.json beside them says what the site does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from edge import shift
 
 # Changes whenever the same name draws another site or the same site shifts images otherwise.
 SITE_SHIFT_VERSION = 1
-PROFILE_FILE = "site.json"
+PROFILE_FILE = "site-profile.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +127,7 @@ def profile_for(name: str) -> SiteProfile:
 
 
 def write_profile(profile: SiteProfile, out_dir: str, generated: dict | None = None) -> str:
-    """Writes site.json into out_dir (with how the phantoms were generated); returns its path."""
+    """Writes site-profile.json into out_dir (with how the phantoms were generated); returns its path."""
     record = profile.to_json()
     if generated:
         record["generated"] = generated

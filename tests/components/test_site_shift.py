@@ -75,7 +75,7 @@ def test_cli_writes_site_json_beside_the_class_folders(tmp_path, capsys):
 
     assert code == 0
     assert len(list(tmp_path.glob("*/images/*.png"))) == len(spec.CLASS_NAMES)
-    record = json.loads((tmp_path / "site.json").read_text())
+    record = json.loads((tmp_path / "site-profile.json").read_text())
     assert record["site"] == "Hill County" and record["synthetic"] is True
     assert record["parameters"] == {
         key: round(value, 4)
