@@ -9,6 +9,7 @@
         (needs the android extra; writes FILE and its referral record NAME.referral.json)
     cxr-edge keygen --out DIR | cxr-edge sign --model DIR --key PEM   (the signing extra)
     cxr-edge serve --model DIR [--host H] [--port P] [--data-dir D]   (the serve extra)
+    cxr-edge users add|passwd|role|remove|token|list [NAME] [--role R] [--data-dir D]
 
 classify, bench, info and serve take --trusted-key PEM (or CXR_TRUSTED_KEY): then only a model
 directory whose manifest is signed by that key loads.
@@ -34,6 +35,7 @@ from edge.commands.common import EXIT_FILES_FAILED, EXIT_OK, EXIT_USAGE
 from edge.commands.extras import export_android_command, serve_command
 from edge.commands.info import info_command
 from edge.commands.keys import keygen_command, sign_command
+from edge.commands.users import add_subcommand as add_users_subcommand
 from edge.manifest import ManifestError
 from edge.runtime import RuntimeUnavailable
 from edge.serve import options as serve_options  # standard library only; the web stack is not
@@ -117,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
             help=f"refuse a model not signed by this Ed25519 public key (repeat to trust several "
             f"during a key rotation; default ${signing.TRUSTED_KEY_ENV})",
         )
+
+    add_users_subcommand(commands)  # the serve station's named users
 
     keygen = commands.add_parser(
         "keygen", help="write a new Ed25519 key pair for signing pushed models (signing extra)"

@@ -5,13 +5,16 @@
     GET  /api/model  /api/health        provenance and reload state; liveness and the queue
     GET  /api/history[.csv]             newest first; ?status=ok|refer|error&class=NAME
     GET|DELETE /api/history/{id}        one result; GET /api/history/{id}/{image|key}.png
-    GET|POST /login, POST /logout       the access-code form (when a code is set)
+    GET|POST /login, POST /logout       the login form (edge/serve/api_login.py)
+    GET  /api/me  /api/users  /api/audit[.csv]   who is asking; users, audit log (api_people.py)
+
+Every route needs at least an operator (edge/serve/roles.py); deleting a result an admin.
 
 Status codes: 200 classified (a batch is 200 when any file classified), 422 nothing in the
 request decoded (the decoder's reason in `error`), 413 body over the limit or too many files,
-401 no or wrong access code, 403 a cross-site write, 400 a bad request (or a Host that is not
-this machine while bound to loopback: DNS rebinding), 404, 503 the queue stayed full for
---queue-wait seconds (Retry-After).
+401 not logged in (no or wrong access code, session or token), 403 a cross-site write or a role
+too low, 400 a bad request (or a Host that is not this machine while bound to loopback: DNS
+rebinding), 404, 503 the queue stayed full for --queue-wait seconds (Retry-After).
 Pages and assets come from edge/serve/static/ in memory: a URL never names a file.
 """
 
@@ -29,21 +32,14 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.classifier import STATUS_ERROR
-from edge.serve import api_findings
-from edge.serve.guard import (
-    COOKIE,
-    SESSION_SECONDS,
-    Guard,
-    access_code_page,
-    error_response,
-    same_code,
-    session_token,
-)
+from edge.serve import api_findings, api_login, api_people
+from edge.serve.guard import Guard, error_response
 from edge.serve.history import STATUSES
+from edge.serve.roles import ADMIN, OPERATOR, require
 from edge.serve.station import Station
 from edge.serve.work import QueueFull, Upload
 
@@ -56,7 +52,9 @@ MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=u
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_FORM_FILES = 10_000  # the real limit (queue size) is checked after parsing, as a 413
 RETRY_AFTER_S = 2
-FAILED_LOGIN_DELAY_S = 1.0
+# What the audit log keeps of a deleted result: enough to say which one it was.
+DELETED_SUMMARY = ("filename", "created_at", "status", "predicted_class", "probability",
+                   "model_version", "file_sha256")
 
 
 def create_app(station: Station) -> Starlette:
@@ -83,35 +81,15 @@ def create_app(station: Station) -> Starlette:
             raise HTTPException(404, f"no asset {name!r}")
         return _asset(assets, name)
 
-    async def login_page(request: Request) -> Response:
-        return access_code_page(200, "")
-
-    async def login(request: Request) -> Response:
-        code = station.options.access_code
-        async with request.form(max_files=0, max_fields=4) as form:
-            given = str(form.get("code") or "")
-        if code is None:
-            return RedirectResponse("/", 303)
-        if not same_code(given, code):
-            await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # slows guessing, blocks nobody else
-            return access_code_page(401, "That access code is not right.")
-        response = RedirectResponse("/", 303)
-        response.set_cookie(COOKIE, session_token(station.cookie_key), max_age=SESSION_SECONDS,
-                            httponly=True, samesite="strict", path="/")
-        return response
-
-    async def logout(request: Request) -> Response:
-        response = RedirectResponse("/login" if station.options.access_code else "/", 303)
-        response.delete_cookie(COOKIE, path="/")
-        return response
-
     def health(request: Request) -> Response:
+        require(request, OPERATOR)
         return JSONResponse({"ok": True, "model_version": station.slot.current.version,
                              "queue": {"pending": station.queue.pending,
                                        "capacity": station.queue.capacity},
                              "processed": station.queue.processed})
 
     def model_info(request: Request) -> Response:
+        require(request, OPERATOR)
         options = station.options
         return JSONResponse(station.slot.current.info | {
             "notice": NOTICE,
@@ -124,6 +102,7 @@ def create_app(station: Station) -> Starlette:
         })
 
     async def classify(request: Request) -> Response:
+        require(request, OPERATOR)
         uploads = await _read_uploads(request, station.options.queue_size)
         deadline = time.monotonic() + station.options.queue_wait_s
         while True:  # a full queue: wait for room (each finished file wakes us), then 503
@@ -145,6 +124,7 @@ def create_app(station: Station) -> Starlette:
         return JSONResponse(body)
 
     def history_list(request: Request) -> Response:
+        require(request, OPERATOR)
         status, predicted_class = _history_filters(request)
         limit = _int_param(request, "limit", 200)
         before = _int_param(request, "before", None)
@@ -156,6 +136,7 @@ def create_app(station: Station) -> Starlette:
                              "total": station.history.count(status, predicted_class)})
 
     def history_csv(request: Request) -> Response:
+        require(request, OPERATOR)
         status, predicted_class = _history_filters(request)
         text = station.history.to_csv(station.slot.current.info["class_names"], status,
                                       predicted_class, findings=station.findings.by_result())
@@ -164,17 +145,27 @@ def create_app(station: Station) -> Starlette:
             "Content-Disposition": f'attachment; filename="cxr-history-{stamp}.csv"'})
 
     def history_get(request: Request) -> Response:
+        require(request, OPERATOR)
         record = station.history.get(request.path_params["record_id"])
         if record is None:
             raise HTTPException(404, "no such result")
         return JSONResponse(station.findings.attach([record])[0])
 
     def history_delete(request: Request) -> Response:
-        if not station.history.delete(request.path_params["record_id"]):
-            raise HTTPException(404, "no such result")
+        who = require(request, ADMIN)
+        record_id = request.path_params["record_id"]
+        with station.database.transaction() as db:  # the row goes with its audit entry or not
+            record = station.history.get(record_id)
+            if record is None:
+                raise HTTPException(404, "no such result")
+            station.audit.record(who.name, "result.delete", f"result {record_id}",
+                                 {key: record.get(key) for key in DELETED_SUMMARY}, None,
+                                 connection=db)
+            station.history.delete(record_id)
         return Response(status_code=204)
 
     def history_image(request: Request) -> Response:
+        require(request, OPERATOR)
         name = request.path_params["name"]
         data = None
         if re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
@@ -186,9 +177,6 @@ def create_app(station: Station) -> Starlette:
 
     routes = [Route(path, page) for path in PAGES] + [
         Route("/static/{name}", static),
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
         Route("/api/health", health),
         Route("/api/model", model_info),
         Route("/api/classify", classify, methods=["POST"]),
@@ -197,7 +185,7 @@ def create_app(station: Station) -> Starlette:
         Route("/api/history/{record_id:int}", history_get, methods=["GET"]),
         Route("/api/history/{record_id:int}", history_delete, methods=["DELETE"]),
         Route("/api/history/{record_id:int}/{name}.png", history_image),
-    ] + api_findings.routes(station)
+    ] + api_findings.routes(station) + api_login.routes(station) + api_people.routes(station)
     return Starlette(routes=routes, lifespan=lifespan,
                      middleware=[Middleware(Guard, station=station)],
                      exception_handlers={HTTPException: _http_error})
@@ -300,8 +288,8 @@ def _asset(assets, name: str) -> Response:
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-_HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-                413: "too_large"}
+_HTTP_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "too_large"}
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -1,7 +1,17 @@
-"""The guard in front of every route: Host, cross-site writes, access code, body size.
+"""The guard in front of every route: Host, cross-site writes, who is asking, body size.
 
 A plain ASGI middleware, so that 401 and 413 are answered before any body is read; it also adds
-the security headers to every response. The access-code session is an HMAC-signed expiry time.
+the security headers to every response, and puts the request's Principal in the scope's state
+(`request.state.principal`) with the station's mode (`request.state.mode`).
+
+Modes, decided per request (so `cxr-edge users add` on a running station takes effect):
+    users        the users table is not empty: a session cookie or `Authorization: Bearer
+                 TOKEN` on every request, even from loopback; the access code is refused
+    access-code  no users, an access code: everyone who has it is Principal("access-code",
+                 admin); its session cookie is an HMAC-signed expiry time
+    kiosk        neither, bound to loopback: the person at the machine is Principal("kiosk",
+                 admin). Bound to the network with neither (its users were all removed),
+                 nobody is let in.
 """
 
 from __future__ import annotations
@@ -18,11 +28,15 @@ from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from edge.serve.options import is_loopback
+from edge.serve.roles import ADMIN, Principal
 from edge.serve.station import Station
 
-COOKIE = "cxr_session"
-SESSION_SECONDS = 12 * 3600  # one clinic shift
+MODE_USERS, MODE_ACCESS_CODE, MODE_KIOSK = "users", "access-code", "kiosk"
+COOKIE = "cxr_session"  # an access-code token or a named user's session id, by mode
 ACCESS_HEADER = "x-access-code"
+OPEN_PATHS = ("/login", "/logout")  # reachable without being let in: how one gets in or out
+LOGIN_HELP = ("log in at /login with your name and password; API clients send "
+              "Authorization: Bearer TOKEN (an admin runs `cxr-edge users token NAME`)")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
        "form-action 'self'")
@@ -77,21 +91,46 @@ class Guard:
         if scope["method"] not in ("GET", "HEAD", "OPTIONS") and _cross_site(headers):
             return error_response(403, "cross_site",
                                   "a page from another site cannot send this request")
-        path = scope["path"]
-        if options.access_code and path != "/login" and not self._authorized(headers):
-            if path.startswith("/api/"):
-                return error_response(
-                    401, "unauthorized", "this station needs its access code: send it in the "
-                    f"{ACCESS_HEADER} header, or log in at /login",
-                    headers={"WWW-Authenticate": 'Bearer realm="cxr-edge"'})
-            return access_code_page(401, "")
+        mode = station_mode(self.station)
+        who = self._principal(mode, headers)
+        state = scope.setdefault("state", {})
+        state["mode"] = mode
+        if who is not None:
+            state["principal"] = who
+        elif scope["path"] not in OPEN_PATHS:
+            return self._unauthorized(mode, scope["path"], headers)
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return self._too_large()
         return None
 
-    def _authorized(self, headers: Headers) -> bool:
+    def _principal(self, mode: str, headers: Headers) -> Principal | None:
+        if mode == MODE_USERS:
+            return self._user(headers)
+        if mode == MODE_ACCESS_CODE:
+            return Principal("access-code", ADMIN, "access-code") if self._has_code(
+                headers) else None
+        return Principal("kiosk", ADMIN, "kiosk") if self.station.options.local_only else None
+
+    def _user(self, headers: Headers) -> Principal | None:
+        users = self.station.users
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            user = users.by_token(credential.strip())
+            return None if user is None else Principal(user["name"], user["role"], "token")
+        session_id = _cookie(headers, COOKIE)
+        if not session_id:
+            return None
+        options = self.station.options
+        name = users.sessions.find(session_id, options.session_max_s, options.session_idle_s)
+        user = None if name is None else users.get(name)
+        return None if user is None else Principal(user["name"], user["role"], "session")
+
+    def _has_code(self, headers: Headers) -> bool:
+        """The access code in a header or Basic/Bearer credentials, or its login cookie."""
         code = self.station.options.access_code
+        if code is None:
+            return False
         given = headers.get(ACCESS_HEADER)
         scheme, _, credential = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
@@ -106,6 +145,32 @@ class Guard:
         cookie = _cookie(headers, COOKIE)
         return cookie is not None and _valid_session(self.station.cookie_key, cookie)
 
+    def _unauthorized(self, mode: str, path: str, headers: Headers) -> Response:
+        api = path.startswith("/api/")
+        challenge = {"WWW-Authenticate": 'Bearer realm="cxr-edge"'}
+        if mode == MODE_USERS and self._has_code(headers):
+            if not api:
+                return login_page(401, "This station now has named users: the access code is "
+                                  "no longer accepted. Log in with your name and password.")
+            return error_response(401, "named_users", "this station has named users, so the "
+                                  f"shared access code is no longer accepted: {LOGIN_HELP}",
+                                  headers=challenge)
+        if mode == MODE_USERS:
+            if not api:
+                return login_page(401, "")
+            return error_response(401, "unauthorized", f"log in first: {LOGIN_HELP}",
+                                  headers=challenge)
+        if mode == MODE_ACCESS_CODE:
+            if not api:
+                return access_code_page(401, "")
+            return error_response(
+                401, "unauthorized", "this station needs its access code: send it in the "
+                f"{ACCESS_HEADER} header, or log in at /login", headers=challenge)
+        return error_response(401, "no_users", "this station listens on the network but has "
+                              "neither users nor an access code, so it lets nobody in: add a "
+                              "user (cxr-edge users add NAME --role admin) or restart it with "
+                              "an access code")
+
     def _too_large(self) -> Response:
         megabytes = self.limit / (1024 * 1024)
         return error_response(413, "too_large", "the upload is larger than this station's "
@@ -117,22 +182,51 @@ class _BodyTooLarge(Exception):
 
 
 def access_code_page(status: int, message: str) -> Response:
+    return _form_page(status, message, "access code", """
+<label for="code">Access code</label>
+<input id="code" name="code" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Enter</button><small>Ask whoever set up this station for the code.</small>
+""")
+
+
+def login_page(status: int, message: str, name: str = "",
+               headers: dict | None = None) -> Response:
+    """The named users' form: name and password."""
+    value = html.escape(name, quote=True)
+    return _form_page(status, message, "log in", f"""
+<label for="name">Name</label>
+<input id="name" name="name" autocomplete="username" autocapitalize="none" spellcheck="false"
+ required value="{value}"{"" if value else " autofocus"}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required
+{" autofocus" if value else ""}>
+<button type="submit">Log in</button><small>An admin adds people with `cxr-edge users add`.
+</small>
+""", headers)
+
+
+def _form_page(status: int, message: str, title: str, fields: str,
+               headers: dict | None = None) -> Response:
     note = f'<p class="bad">{html.escape(message)}</p>' if message else ""
     body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>cxr-edge: access code</title><style>
+<title>cxr-edge: {title}</title><style>
 body{{font:17px system-ui,sans-serif;margin:0;display:flex;min-height:100vh;align-items:center;
 justify-content:center;background:#f3f5f8;color:#1d2733}}
 form{{background:#fff;padding:1.5rem;border-radius:10px;box-shadow:0 2px 10px #0002;
 max-width:22rem;width:90%}}input,button{{font:inherit;width:100%;box-sizing:border-box;
 padding:.7rem;margin:.4rem 0}}button{{background:#1f5fa8;color:#fff;border:0;border-radius:6px}}
 .bad{{color:#a11}}small{{color:#556}}</style></head><body>
-<form method="post" action="/login"><h1>cxr-edge triage</h1>{note}
-<label for="code">Access code</label>
-<input id="code" name="code" type="password" autocomplete="current-password" required autofocus>
-<button type="submit">Enter</button><small>Ask whoever set up this station for the code.</small>
-</form></body></html>"""
-    return HTMLResponse(body, status_code=status, headers={"Content-Security-Policy": LOGIN_CSP})
+<form method="post" action="/login"><h1>cxr-edge triage</h1>{note}{fields}</form></body></html>"""
+    return HTMLResponse(body, status_code=status,
+                        headers={**(headers or {}), "Content-Security-Policy": LOGIN_CSP})
+
+
+def station_mode(station: Station) -> str:
+    """MODE_USERS once a user exists, else MODE_ACCESS_CODE with a code, else MODE_KIOSK."""
+    if station.users.any():
+        return MODE_USERS
+    return MODE_ACCESS_CODE if station.options.access_code else MODE_KIOSK
 
 
 def error_response(status: int, error: str, detail: str,
@@ -177,8 +271,9 @@ def same_code(given: str, code: str) -> bool:
     return hmac.compare_digest(given.encode(), code.encode())
 
 
-def session_token(key: bytes, now: float | None = None) -> str:
-    expires = str(int((now or time.time()) + SESSION_SECONDS))
+def session_token(key: bytes, lifetime_s: float, now: float | None = None) -> str:
+    """The access-code cookie: its expiry time, signed with the station's key."""
+    expires = str(int((now or time.time()) + lifetime_s))
     return expires + "." + hmac.new(key, expires.encode(), hashlib.sha256).hexdigest()
 
 

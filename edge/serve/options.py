@@ -25,10 +25,17 @@ DEFAULT_QUEUE_SIZE = 64
 DEFAULT_QUEUE_WAIT_S = 30.0
 DEFAULT_RELOAD_INTERVAL_S = 2.0
 SHORT_CODE = 8  # shorter access codes are accepted with a warning
+# A named user's login session ends after this long without a request, and at the latest this
+# long after logging in (one clinic shift), whichever comes first.
+SESSION_IDLE_S = 30 * 60
+SESSION_MAX_S = 12 * 3600
+# A wrong password or access code waits this long before its answer: slows guessing, blocks
+# nobody else (the wait is asynchronous).
+FAILED_LOGIN_DELAY_S = 1.0
 
 
 class BindRefused(ValueError):
-    """A bind the rules forbid (a network address without an access code)."""
+    """A bind the rules forbid (a network address without an access code or named users)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class ServeOptions:
     refer_below: float | None = None
     ood_threshold: float | None = None
     trusted_keys: tuple[str, ...] = ()
+    session_idle_s: float = SESSION_IDLE_S
+    session_max_s: float = SESSION_MAX_S
+    failed_login_delay_s: float = FAILED_LOGIN_DELAY_S
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
@@ -62,6 +72,10 @@ class ServeOptions:
             raise ValueError(f"reload interval must be positive, got {self.reload_interval_s}")
         if self.access_code is not None and not self.access_code.strip():
             raise ValueError("the access code is empty")
+        if self.session_idle_s <= 0 or self.session_max_s <= 0:
+            raise ValueError("session lifetimes must be positive")
+        if self.failed_login_delay_s < 0:
+            raise ValueError("the failed-login delay must not be negative")
 
     @property
     def local_only(self) -> bool:
@@ -69,21 +83,31 @@ class ServeOptions:
 
 
 def check_bind(options: ServeOptions) -> list[str]:
-    """Raises BindRefused for a network bind without an access code; returns warnings.
+    """Raises BindRefused for a network bind with neither an access code nor named users;
+    returns warnings.
 
-    Called before anything listens: a refused bind never opens a socket."""
-    if not options.local_only and not options.access_code:
+    Called before anything listens: a refused bind never opens a socket (and creates no file:
+    the users are read from an existing database only)."""
+    from edge.serve import users  # SQLite only when serving, not for every `cxr-edge` command
+
+    named_users = users.has_users(options.data_dir)
+    if not options.local_only and not options.access_code and not named_users:
         raise BindRefused(
-            f"refusing to listen on {options.host!r} without an access code: anyone on the "
-            f"network could read the history. Give --access-code or set ${ACCESS_CODE_ENV}, or "
-            f"bind {DEFAULT_HOST} (this machine only)"
+            f"refusing to listen on {options.host!r} without an access code or named users: "
+            f"anyone on the network could read the history. Give --access-code or set "
+            f"${ACCESS_CODE_ENV}, add users (cxr-edge users add NAME --role admin), or bind "
+            f"{DEFAULT_HOST} (this machine only)"
         )
     warnings = []
-    if options.access_code and len(options.access_code) < SHORT_CODE:
+    if options.access_code and named_users:
+        warnings.append("this station has named users, so the access code is no longer "
+                        "accepted: people log in with their name and password, API clients "
+                        "send their token (cxr-edge users token NAME)")
+    elif options.access_code and len(options.access_code) < SHORT_CODE:
         warnings.append(f"the access code has fewer than {SHORT_CODE} characters; a longer one "
                         "is harder to guess")
     if not options.local_only:
-        warnings.append("the access code and results travel unencrypted (plain HTTP): use a "
+        warnings.append("passwords, codes and results travel unencrypted (plain HTTP): use a "
                         "network only the clinic controls, or a TLS proxy in front")
     return warnings
 
@@ -108,7 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` subcommand's arguments (besides --model/--threads, which cli.py adds)."""
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}, this machine only; "
-                        "any other address needs an access code)")
+                        "any other address needs an access code or named users)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help=f"where the history (SQLite) lives (default {default_data_dir()})")

@@ -12,9 +12,10 @@ too low.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
+if TYPE_CHECKING:  # the role names are read without the web stack (edge/serve/users.py)
+    from starlette.requests import Request
 
 OPERATOR, REVIEWER, ADMIN = "operator", "reviewer", "admin"
 ROLES = (OPERATOR, REVIEWER, ADMIN)  # lowest first
@@ -37,6 +38,8 @@ def principal(request: Request) -> Principal | None:
 
 def require(request: Request, needed: str) -> Principal:
     """The request's principal if its role is at least `needed`; else 401 or 403."""
+    from starlette.exceptions import HTTPException
+
     who = principal(request)
     if who is None:
         raise HTTPException(401, "log in first")

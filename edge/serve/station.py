@@ -17,6 +17,7 @@ from edge.serve.findings import Findings
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 from edge.serve.options import ServeOptions
+from edge.serve.users import Users
 from edge.serve.work import InferenceQueue
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Station:
             self.history = History(options.data_dir, keep_images=options.keep_images,
                                    database=self.database)
             self.audit = AuditLog(self.database)
+            self.users = Users(self.database, self.audit)  # and their login sessions
             self.findings = Findings(self.database, self.audit)
         except BaseException:
             self.slot.close()

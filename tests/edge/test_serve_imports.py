@@ -11,7 +11,8 @@ from pathlib import Path
 
 EDGE_DIR = Path(__file__).resolve().parents[2] / "edge"
 WEB = ("starlette", "uvicorn", "multipart", "python_multipart", "anyio", "h11", "click")
-ALLOWED = {"edge/serve/app.py", "edge/serve/guard.py", "edge/serve/server.py"}
+ALLOWED = {"edge/serve/app.py", "edge/serve/guard.py", "edge/serve/server.py",
+           "edge/serve/roles.py"}  # roles.py: only inside require(), so users.py can use it
 ALLOWED_PATTERN = "edge/serve/api_*.py"  # each API module's routes, included by app.py
 
 PROBE = """
