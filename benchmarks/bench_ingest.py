@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import artifact_types, demo_data
+from components.lib import artifact_types, demo_data
 from edge import spec
 
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from benchmarks.common import mb
-from components import attention_score
+from components.lib import attention_score
 from edge import spec
 from trainer import metrics
 

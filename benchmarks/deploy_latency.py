@@ -180,7 +180,7 @@ def _calibration_split(size: int, per_class: int = 4):
 
 
 def _phantom(size: int, class_name: str, index: int) -> np.ndarray:
-    from components import demo_data
+    from components.lib import demo_data
 
     return demo_data.render_phantom(class_name, index, size=size).astype(np.float32)[..., None]
 

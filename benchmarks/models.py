@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from benchmarks.common import REPO_ROOT, pipeline_python, subprocess_env
-from components import demo_data
+from components.lib import demo_data
 from components.quantizer import QuantizerConfig, quantize_and_select, read_variants_table
 from pipelines.configs import PipelineConfig
 from trainer.summary_file import SUMMARY_FILENAME, read_training_summary

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components import attention_score, demo_data
+from components.lib import attention_score, demo_data
 from edge import spec
 from pipelines.configs import PipelineConfig
 from pipelines.demo import DEMO_PER_CLASS, DEMO_TARGET_EVAL_MACRO_F1, demo_split

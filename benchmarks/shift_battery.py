@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/shift_battery.py --model demo-run/pipeline/serving/latest
 
-Fresh phantoms (`components.demo_data`, a seed the pipeline never saw) go through the device's
+Fresh phantoms (`components.lib.demo_data`, a seed the pipeline never saw) go through the device's
 `edge.classifier.Classifier` as files would: first drawn at several sides and resized by the
 device (the rendering itself changes, not only the pixels), then every cell of `edge/shift.py`'s
 battery on phantoms drawn at the model's size. Per cell: share answered ok, accuracy of all
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import demo_data
+from components.lib import demo_data
 from edge import shift, spec
 from edge.classifier import STATUS_OK, Classifier, ClassifierOptions
 

@@ -3,7 +3,7 @@
     .venv-edge/bin/python benchmarks/site_shift.py --model demo-run/pipeline/serving/latest \
         [--site "Clinic B" --site ...] [--per-class 60] [--seed 9140] [--out site-shift.json]
 
-For no site and for each named site (components/site_shift.py), fresh SYNTHETIC phantoms are
+For no site and for each named site (components/lib/site_shift.py), fresh SYNTHETIC phantoms are
 written at the model's input size to a temporary folder (plus one unshifted set drawn at the
 training set's sides, the in-distribution reference) and classified file by file through
 `edge.record.classify_source`, as `cxr-edge classify` does. Per site: the share referred, by
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from components import demo_data, site_shift
+from components.lib import demo_data, site_shift
 from edge.classifier import STATUS_OK, STATUS_REFER, Classifier, ClassifierOptions
 from edge.record import classify_source
 from edge.site import calibration as site_calibration

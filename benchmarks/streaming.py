@@ -85,7 +85,7 @@ def write_examples(root: str, count: int, image_size: int) -> str:
     import tensorflow as tf
     from PIL import Image
 
-    from components import demo_data
+    from components.lib import demo_data
     from edge import spec
 
     done = os.path.join(root, "done")

@@ -32,9 +32,9 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import storage
-from components.code_fingerprint import module_fingerprint
-from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+from components.lib import storage
+from components.lib.code_fingerprint import module_fingerprint
+from components.lib.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from components.quantizer import QuantizedModel, selected_variant
 from edge import manifest as edge_manifest
 from edge import signing as edge_signing

@@ -34,9 +34,9 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import artifact_types, storage
-from components.code_fingerprint import module_fingerprint
 from components.image_example_gen import executor as example_gen_executor
+from components.lib import artifact_types, storage
+from components.lib.code_fingerprint import module_fingerprint
 from edge import spec
 from trainer import split_reader
 from trainer.split_reader import first_value

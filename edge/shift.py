@@ -23,7 +23,7 @@ What in a clinic produces each family:
 - collimation: the collimator's shadow as a dark border around the exposed field.
 - bit_depth: 12-bit or 16-bit files whose values fill only part of their range.
 Inverted images and other modalities are no acquisition shift: the OOD set holds them
-(components/ood_images.py).
+(components/lib/ood_images.py).
 """
 
 from __future__ import annotations

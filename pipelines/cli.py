@@ -13,7 +13,7 @@ model was not blessed (a gate failed) or nothing was pushed; 1 the run failed.
 import argparse
 import sys
 
-from components import demo_data
+from components.lib import demo_data
 from pipelines import demo
 from pipelines.configs import PipelineConfig
 from pipelines.runs import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK, run_and_report  # noqa: F401

@@ -14,7 +14,7 @@ import os
 import warnings
 from pathlib import Path
 
-from components.shift_gate import ShiftGateConfig
+from components.lib.shift_gate import ShiftGateConfig
 from edge import spec
 from trainer import constants
 from trainer.constants import MODEL_KINDS
@@ -51,7 +51,7 @@ class PipelineConfig:
     max_train_seconds: float = 0.0  # 0: no time cap
     weights: str = "none"  # none | imagenet | path to a local weights file
     seed: int = 42
-    # The Evaluator's gates (components/evaluation.py GateConfig).
+    # The Evaluator's gates (components/lib/evaluation.py GateConfig).
     min_macro_f1: float = constants.MIN_MACRO_F1
     min_priority_recall: float = constants.MIN_PRIORITY_RECALL
     max_macro_f1_regression: float = constants.MAX_MACRO_F1_REGRESSION
@@ -70,7 +70,7 @@ class PipelineConfig:
     # >1: int8 is converted from this many calibration samples and the one whose answers agree
     # most with float on the eval split ships (each extra sample costs one more conversion).
     quantization_calibration_candidates: int = 1
-    # The acquisition-shift gate (components/shift_gate.py) on the float model and every
+    # The acquisition-shift gate (components/lib/shift_gate.py) on the float model and every
     # variant: test images it shifts (0: off), and its floors (accuracy 0: the referral's target).
     shift_gate_images: int = ShiftGateConfig.images
     shift_gate_min_ok_accuracy: float = ShiftGateConfig.min_ok_accuracy
@@ -105,7 +105,7 @@ class PipelineConfig:
     def local_metadata_path(self) -> str:
         """metadata_path, or a clear error when it is remote (for the local and Beam runners;
         Kubeflow keeps its own store)."""
-        from components import storage  # loads TensorFlow: not before a command's log is open
+        from components.lib import storage  # loads TensorFlow: not before a command's log is open
 
         return storage.require_local(
             self.metadata_path, "the MLMD store",

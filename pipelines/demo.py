@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from components import demo_data
+from components.lib import demo_data
 from edge import spec
 from pipelines.configs import REPO_ROOT, PipelineConfig
 

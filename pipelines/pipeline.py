@@ -16,15 +16,15 @@ import os
 
 from tfx import v1 as tfx
 
-from components import code_fingerprint, storage
 from components.edge_pusher import EdgePusher
-from components.evaluation import GateConfig, build_eval_config
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.ingest import resolve_class_names
 from components.image_validator import ImageValidator
+from components.lib import code_fingerprint, storage
+from components.lib.evaluation import GateConfig, build_eval_config
+from components.lib.shift_gate import ShiftGateConfig
 from components.quantizer import Quantizer, QuantizerConfig
 from components.report import RunReportGen
-from components.shift_gate import ShiftGateConfig
 from edge import spec
 from pipelines.configs import PipelineConfig
 
@@ -219,7 +219,7 @@ def gate_config(config: PipelineConfig, class_names, kind: str | None = None) ->
 
 
 # The Trainer names its code by a Python path (RUN_FN), which reaches most of the project:
-# its cache key carries the fingerprint of these packages (components/code_fingerprint.py).
+# its cache key carries the fingerprint of these packages (components/lib/code_fingerprint.py).
 TRAINER_PACKAGES = ("trainer", "edge")
 
 

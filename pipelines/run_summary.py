@@ -12,7 +12,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.edge_pusher import read_push_record
-from components.evaluation import GateConfig, GateOutcome, gate_outcomes
+from components.lib.evaluation import GateConfig, GateOutcome, gate_outcomes
 from components.quantizer import read_variants_table
 from components.report import REPORT_FILENAME
 

@@ -94,7 +94,7 @@ make_samples() {
   rm -rf "$samples" && mkdir -p "$samples"
   PYTHONPATH=$REPO "$EDGE_PYTHON" - "$samples" <<'EOF'
 import shutil, sys
-from components.demo_data import generate
+from components.lib.demo_data import generate
 generate(sys.argv[1], per_class=2)
 try:  # the real CR chest DICOM (MONOCHROME1, 15-bit) when pydicom-data is installed
     from pydicom.data import get_testdata_file

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image
 
-from components.demo_data import render_phantom
+from components.lib.demo_data import render_phantom
 from edge import spec
 from edge.manifest import write_model_dir
 from edge.serve.options import ServeOptions

@@ -10,7 +10,7 @@ MODEL_KINDS = ("baseline", "attention", "siamese")
 # (trainer/referral.py, trainer/consistency.py); the int8 Quantizer keeps those layers in float.
 REFERRAL_LAYER_PREFIX = "referral"
 
-# The Evaluator's release bar (components/evaluation.py GateConfig), never lowered for a demo.
+# The Evaluator's release bar (components/lib/evaluation.py GateConfig), never lowered for a demo.
 MIN_MACRO_F1 = 0.90
 MIN_PRIORITY_RECALL = 0.90
 # A retrain on the same data moves macro F1 about this much from seed noise alone.

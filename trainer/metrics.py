@@ -3,7 +3,7 @@ Quantizer's gate, summaries and the report.
 
 Every score here is read off the arg-max (top-1) confusion matrix: a prediction is the class with
 the highest probability, however low that probability is. The Evaluator's TFMA metrics
-(components/tfma_metrics.py) build that matrix in Beam and call the `*_from_confusion` functions
+(components/lib/tfma_metrics.py) build that matrix in Beam and call the `*_from_confusion` functions
 below, so the gate and the Trainer cannot compute two different "macro F1"s.
 
 A class with no true and no predicted examples scores F1 0 here (sklearn's zero_division=0),

@@ -15,9 +15,9 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import artifact_types
-from components.code_fingerprint import module_fingerprint
 from components.image_example_gen import executor, ingest
+from components.lib import artifact_types
+from components.lib.code_fingerprint import module_fingerprint
 
 
 class ImageExampleGenSpec(ComponentSpec):

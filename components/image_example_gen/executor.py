@@ -24,8 +24,8 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import storage
 from components.image_example_gen import ingest, write
+from components.lib import storage
 from edge import imageio, spec
 
 EXAMPLES_KEY = "examples"

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from tfx.dsl.io import fileio
 
-from components import storage
+from components.lib import storage
 from edge import imageio
 
 # Ingest-level quarantine reason on top of edge.imageio.REASONS: the same pixels filed under

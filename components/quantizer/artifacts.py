@@ -4,7 +4,7 @@ import os
 
 from tfx.types import artifact
 
-from components import storage
+from components.lib import storage
 
 VARIANTS_FILENAME = "variants.json"
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from components import referral_gate
+from components.lib import referral_gate
 from components.quantizer.config import QuantizerConfig
 from components.quantizer.conversion import convert_calibrations
 from components.quantizer.recipes import RECIPES

@@ -24,12 +24,12 @@ def Quantizer(  # TFX component names are classes
     code_fingerprint: `code_fingerprint.module_fingerprint` of this package; unused, there so
     changed code misses TFX's cache.
 
-    Also writes this model kind's `model_summary.json` (components/model_summary.py) so the
+    Also writes this model kind's `model_summary.json` (components/lib/model_summary.py) so the
     report can compare kinds side by side, blessed or not."""
     from tfx.utils import path_utils
 
-    from components import model_summary
-    from components.evaluation import GateConfig
+    from components.lib import model_summary
+    from components.lib.evaluation import GateConfig
 
     del code_fingerprint
     config = QuantizerConfig.from_json(config_json)

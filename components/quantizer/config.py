@@ -3,8 +3,8 @@
 import dataclasses
 import json
 
+from components.lib.shift_gate import ShiftGateConfig
 from components.quantizer.recipes import ALL_VARIANTS, FLOAT_LAYERS
-from components.shift_gate import ShiftGateConfig
 from edge import spec
 from trainer import constants
 
@@ -39,7 +39,7 @@ class QuantizerConfig:
     latency_runs: int = 30
     latency_rounds: int = 5
     max_test_examples: int | None = None
-    # The acquisition-shift gate (components/shift_gate.py), on the float model and every variant.
+    # The acquisition-shift gate (components/lib/shift_gate.py): the float model and each variant.
     shift_gate: ShiftGateConfig = ShiftGateConfig()
     class_names: tuple[str, ...] = spec.CLASS_NAMES
     qat_epochs: int = 2

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from components import referral_gate
+from components.lib import referral_gate
 from components.quantizer.recipes import RECIPES
 from components.quantizer.scoring import classification_scores, runner_outputs
 from edge import spec
@@ -18,7 +18,7 @@ def evaluate_variant(variant: str, path: str, test, reference: dict, config,
                      ood_inputs=None, reference_outputs=None, referral=None,
                      families=None) -> dict:
     """Scores one .tflite file with the edge runner (1 thread) and gates its macro F1 drop and,
-    for a model with referral thresholds, its referral (components/referral_gate.py).
+    for a model with referral thresholds, its referral (components/lib/referral_gate.py).
 
     Latency is timed later, in a fresh process per variant (`timing.time_variants`): this
     runner has shared the process with the converter and the other variants."""

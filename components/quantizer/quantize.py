@@ -7,7 +7,7 @@ import time
 import numpy as np
 from tfx.dsl.io import fileio
 
-from components import ood_images, referral_gate, storage
+from components.lib import ood_images, referral_gate, storage
 from components.quantizer.artifacts import VARIANTS_FILENAME
 from components.quantizer.calibration import fidelity_set, most_faithful_calibration
 from components.quantizer.config import QuantizerConfig
@@ -50,7 +50,7 @@ def _quantize_and_select(saved_model_dir: str, examples_uri: str, output_dir: st
     if len(test.labels) == 0:
         raise ValueError(f"the test split of {examples_uri} holds no decodable examples")
     # Referral: the thresholds the Trainer chose, the built-in non-X-ray set, and the float
-    # model's decisions on both, which every variant must reproduce (components/referral_gate).
+    # model's decisions on both, which every variant must reproduce (components/lib/referral_gate).
     referral = training_referral(saved_model_dir)
     ood_set = ood_images.generate(image_size)
     ood_inputs = np.stack([to_model_input(pixels, image_size) for _, _, pixels in ood_set])

@@ -1,10 +1,10 @@
-"""The acquisition-shift battery (components/shift_gate.py) on the float SavedModel and every
+"""The acquisition-shift battery (components/lib/shift_gate.py) on the float SavedModel and every
 variant that passed the cheaper gates: a variant that fails it is rejected."""
 
 import dataclasses
 import time
 
-from components import shift_gate
+from components.lib import shift_gate
 from components.quantizer.config import QuantizerConfig
 from components.quantizer.scoring import runner_outputs, tf_outputs
 from edge.imageio import load_grayscale

@@ -6,7 +6,7 @@ attention (pointing game on the phantoms' finding masks, heat-map overlays), the
 variants table, the acquisition-shift battery, and every gate with its threshold. Every input
 is optional: a missing artifact becomes a line saying so, not an error. The page says plainly,
 at the top, when the data are synthetic. Reads and writes go through tfx.dsl.io.fileio
-(components/storage.py), so the artifacts may live on gs:// or s3://.
+(components/lib/storage.py), so the artifacts may live on gs:// or s3://.
 
 Modules:
   inputs             ReportInputs: the run's artifact directories

@@ -42,7 +42,7 @@ def measure_attention(inputs: ReportInputs) -> AttentionFindings | None:
     """None when the run has no attention model or no test images."""
     if not inputs.serving_model_dir or not inputs.examples_uri:
         return None
-    from components import attention_score
+    from components.lib import attention_score
 
     signature = attention_score.load_signature(inputs.serving_model_dir)
     keys = attention_score.attention_keys(signature)
@@ -83,7 +83,7 @@ def shipped_attention(quantized_model_uri: str | None, keys, cases):
     Quantizer selected: the device draws (and the pushed model is judged by) that file's maps."""
     if not quantized_model_uri:
         return None, None
-    from components import attention_score
+    from components.lib import attention_score
     from components.quantizer import selected_variant
 
     row = selected_variant(quantized_model_uri)

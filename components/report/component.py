@@ -7,9 +7,9 @@ from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact, standard_artifacts
 
-from components import artifact_types, storage
 from components.edge_pusher import read_push_record
-from components.evaluation import GateConfig
+from components.lib import artifact_types, storage
+from components.lib.evaluation import GateConfig
 from components.quantizer import QuantizedModel, read_variants_table
 from components.report import sections
 from components.report.attention import measure_attention

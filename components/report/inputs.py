@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from components.evaluation import GateConfig
+from components.lib.evaluation import GateConfig
 
 
 @dataclasses.dataclass

@@ -6,7 +6,7 @@ import html
 import io
 import os
 
-from components import storage
+from components.lib import storage
 
 
 class Page:

@@ -7,16 +7,16 @@ import os
 import numpy as np
 from tfx.dsl.io import fileio
 
-from components import storage
 from components.edge_pusher import read_push_record
-from components.evaluation import evaluation_summary, gate_outcomes
 from components.image_example_gen.executor import (
     SUMMARY_FILE,
     read_ingest_summary,
     read_quarantine_report,
 )
 from components.image_validator import read_findings
-from components.model_summary import read_model_summary
+from components.lib import storage
+from components.lib.evaluation import evaluation_summary, gate_outcomes
+from components.lib.model_summary import read_model_summary
 from components.quantizer import VARIANTS_FILENAME, read_variants_table
 from components.report.inputs import ReportInputs
 from components.report.page import fmt, verdict

@@ -2,7 +2,7 @@
 among `ok` answers, for the float model and the shipped variant, as a table and a heat map.
 
 Renders variants.json's battery (components/quantizer/shift_battery.py,
-components/shift_gate.py); it runs no model.
+components/lib/shift_gate.py); it runs no model.
 """
 
 import html

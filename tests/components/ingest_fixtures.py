@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import demo_data
+from components.lib import demo_data
 from edge import spec
 
 PER_CLASS = 8
@@ -93,8 +93,8 @@ def example_gen_runner(tmp_path):
         from tfx.dsl.components.base import base_beam_executor
         from tfx.types import standard_artifacts
 
-        from components import artifact_types
         from components.image_example_gen import executor
+        from components.lib import artifact_types
 
         outputs = {
             executor.EXAMPLES_KEY: standard_artifacts.Examples(),

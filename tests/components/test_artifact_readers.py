@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from components import storage
 from components.edge_pusher import PUSH_RECORD, read_push_record
 from components.image_example_gen.executor import (
     QUARANTINE_JSON,
@@ -14,6 +13,7 @@ from components.image_example_gen.executor import (
     write_quarantine_report,
 )
 from components.image_validator import read_findings
+from components.lib import storage
 from components.quantizer import VARIANTS_FILENAME, read_variants_table
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from components import attention_score, demo_data
+from components.lib import attention_score, demo_data
 
 
 def _mask(size, rows, cols):
@@ -84,7 +84,7 @@ def test_the_shipped_files_maps_are_read_on_the_edge_runner(tmp_path):
         attention_score.runner_attention_maps(str(model_file), images, ["attention_9"])
 
     # The report scores the file the Quantizer selected, and without its maps it says so.
-    from components import storage
+    from components.lib import storage
     from components.quantizer import VARIANTS_FILENAME
     from components.report.attention import shipped_attention
 

@@ -2,7 +2,7 @@
 
 import textwrap
 
-from components import code_fingerprint
+from components.lib import code_fingerprint
 
 
 def _package(root, files):
@@ -55,5 +55,5 @@ def test_a_change_in_any_imported_module_changes_the_fingerprint_and_no_other(
 def test_the_ingestion_fingerprint_covers_its_writer_and_decoder_not_the_quantizer():
     closure = code_fingerprint.import_closure(["components.image_example_gen.executor"])
     assert {"components.image_example_gen.write", "components.image_example_gen.ingest",
-            "edge.imageio", "components.storage"} <= set(closure)
+            "edge.imageio", "components.lib.storage"} <= set(closure)
     assert "components.quantizer" not in closure

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import demo_data
 from components.image_example_gen import ingest
+from components.lib import demo_data
 from edge import spec
 from pipelines.demo import demo_split
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import demo_data
+from components.lib import demo_data
 from components.quantizer import QuantizerConfig, convert
 from edge import spec
 from edge.classifier import Classifier, ClassifierOptions

@@ -8,9 +8,9 @@ import pytest
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 
-from components import tfma_metrics
-from components.code_fingerprint import module_fingerprint
-from components.evaluation import (
+from components.lib import tfma_metrics
+from components.lib.code_fingerprint import module_fingerprint
+from components.lib.evaluation import (
     MACRO_F1_METRIC,
     PRIORITY_RECALL_METRIC,
     GateConfig,

@@ -13,8 +13,9 @@ from ingest_fixtures import read_examples
 from PIL import Image
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import artifact_types, demo_data, image_validator
+from components import image_validator
 from components.image_example_gen import executor as example_gen_executor
+from components.lib import artifact_types, demo_data
 from edge import spec
 
 

@@ -6,9 +6,9 @@ import os
 import pytest
 from tfx import v1 as tfx
 
-from components.artifact_types import ImageValidationFindings
 from components.image_example_gen.component import ImageExampleGen
 from components.image_validator import ImageValidator
+from components.lib.artifact_types import ImageValidationFindings
 from edge import spec
 
 

@@ -12,7 +12,8 @@ gate, only slower) fails here. Op types do not depend on the weights, so untrain
 import numpy as np
 import pytest
 
-from components import demo_data, quantizer
+from components import quantizer
+from components.lib import demo_data
 from components.quantizer import conversion
 from edge import spec
 from trainer import split_reader

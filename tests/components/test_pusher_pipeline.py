@@ -13,7 +13,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from components.edge_pusher import LATEST_FILE, LATEST_LINK, VERSIONS_DIR
-from components.evaluation import gate_outcomes
+from components.lib.evaluation import gate_outcomes
 from components.quantizer import QuantizedModel
 from components.report import REPORT_FILENAME, RunReport
 from edge import manifest as edge_manifest

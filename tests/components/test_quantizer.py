@@ -9,6 +9,7 @@ import re
 import pytest
 
 from components import quantizer
+from components.lib.shift_gate import ShiftGateConfig
 from components.quantizer import (
     NoVariantPassed,
     QuantizerConfig,
@@ -16,7 +17,6 @@ from components.quantizer import (
     quantize_and_select,
     scoring,
 )
-from components.shift_gate import ShiftGateConfig
 from tests.components import evalkit
 from trainer import split_reader
 

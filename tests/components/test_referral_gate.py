@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from components import ood_images, referral_gate
-from components.referral_gate import Outputs
+from components.lib import ood_images, referral_gate
+from components.lib.referral_gate import Outputs
 
 REFERRAL = {"ood_threshold": 1.0, "refer_below": 0.6}
 

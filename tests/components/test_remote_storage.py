@@ -17,7 +17,6 @@ import pytest
 import tensorflow as tf
 from tfx.dsl.io import fileio
 
-from components import storage
 from components.edge_pusher import (
     LATEST_FILE,
     LATEST_LINK,
@@ -35,7 +34,8 @@ from components.image_example_gen.executor import (
     write_quarantine_evidence,
     write_quarantine_report,
 )
-from components.model_summary import (
+from components.lib import storage
+from components.lib.model_summary import (
     ModelSummary,
     read_model_summary,
     write_model_summary,

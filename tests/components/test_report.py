@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from components import storage
 from components.image_example_gen import executor as example_gen_executor
+from components.lib import storage
 from components.quantizer import QuantizerConfig, quantize_and_select
 from components.report import REPORT_FILENAME, ReportInputs, write_report
 from tests.components import evalkit

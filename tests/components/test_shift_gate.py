@@ -1,10 +1,10 @@
-"""components.shift_gate: the verdict says which cell missed which floor, and a referred cell
+"""components.lib.shift_gate: the verdict says which cell missed which floor, and a referred cell
 is safe while a referred resolution cell or mildest cell is not."""
 
 import numpy as np
 
-from components import shift_gate
-from components.shift_gate import ShiftGateConfig
+from components.lib import shift_gate
+from components.lib.shift_gate import ShiftGateConfig
 from edge import shift
 
 SIZE = 32

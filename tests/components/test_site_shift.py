@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from components import demo_data, site_shift
+from components.lib import demo_data, site_shift
 from edge import spec
 
 NAMES = ("Clinic B", "St. Elsewhere", "Hill County", "north-3", "Ward 7")

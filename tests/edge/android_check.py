@@ -7,7 +7,7 @@ Needs the android extra (.venv-edge). As a script, for a process without it:
     .venv-edge/bin/python -m tests.edge.android_check MODEL_DIR OUT_DIR [IMAGES...]
 
 exports MODEL_DIR to OUT_DIR/cxr.tflite and prints one JSON line: the comparison on the built-in
-OOD set (components/ood_images.py, numpy + Pillow only) at the model's size and on IMAGES.
+OOD set (components/lib/ood_images.py, numpy + Pillow only) at the model's size and on IMAGES.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def summary(results: list[Compared]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from components import ood_images  # numpy + Pillow only
+    from components.lib import ood_images  # numpy + Pillow only
 
     model_dir, out_dir, *image_paths = argv
     exported = Path(out_dir) / "cxr.tflite"

@@ -95,7 +95,7 @@ def test_image_classifier_gives_the_referral_decision_of_cxr_edge(overrides, tmp
     classes 0), the others with cxr-edge's probabilities, and the app's rule on that answer
     gives cxr-edge's status and reason on every image."""
     pytest.importorskip("mediapipe")
-    from components import ood_images  # numpy + Pillow only, like the edge
+    from components.lib import ood_images  # numpy + Pillow only, like the edge
 
     pushed = tmp_path / "pushed"
     write_model_dir(pushed, REFERRAL_MODEL, variant="float32", referral=REFERRAL)

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from components.shift_gate import ShiftGateConfig
+from components.lib.shift_gate import ShiftGateConfig
 from pipelines.configs import RENAMED, PipelineConfig
 from trainer import config as train_config
 from trainer.config import TrainConfig

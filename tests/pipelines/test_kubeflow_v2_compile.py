@@ -2,7 +2,7 @@
 
 import json
 
-from components import demo_data
+from components.lib import demo_data
 from pipelines import kubeflow_v2_runner
 from pipelines.configs import PipelineConfig
 

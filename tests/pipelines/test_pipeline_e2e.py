@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from components import demo_data, ood_images
-from components.evaluation import GateConfig
+from components.lib import demo_data, ood_images
+from components.lib.evaluation import GateConfig
 from edge import spec
 from edge.classifier import Classifier, ClassifierOptions
 from edge.manifest import load_model_dir

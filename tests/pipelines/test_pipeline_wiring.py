@@ -5,7 +5,7 @@ import os
 
 from tfx.dsl.compiler import compiler
 
-from components import demo_data
+from components.lib import demo_data
 from edge import spec
 from pipelines.configs import PipelineConfig
 from pipelines.pipeline import create_pipeline
@@ -67,7 +67,7 @@ def test_trainer_cache_key_carries_the_fingerprint_of_its_code(tmp_path, monkeyp
 
 def test_every_component_of_ours_carries_the_fingerprint_of_the_code_it_runs(tmp_path):
     # TFX keys its cache on properties, not on the code behind an executor's Python path.
-    from components import code_fingerprint
+    from components.lib import code_fingerprint
 
     demo_data.generate(str(tmp_path / "data"), per_class=2, size=64)
     config = PipelineConfig(data_root=str(tmp_path / "data"), pipeline_root=str(tmp_path / "r"))
@@ -85,4 +85,4 @@ def test_every_component_of_ours_carries_the_fingerprint_of_the_code_it_runs(tmp
         value = parameters["code_fingerprint"].field_value.string_value
         assert value == code_fingerprint.module_fingerprint(module), node_id
     eval_config = nodes["Evaluator"].parameters.parameters["eval_config"].field_value.string_value
-    assert code_fingerprint.module_fingerprint("components.tfma_metrics") in eval_config
+    assert code_fingerprint.module_fingerprint("components.lib.tfma_metrics") in eval_config

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from components import demo_data
+from components.lib import demo_data
 from pipelines import cli
 
 CORRUPT = {

@@ -3,7 +3,7 @@ local for the local and Beam runners (the SQLite MLMD store) fails fast, saying 
 
 import pytest
 
-from components.storage import LocalPathRequired
+from components.lib.storage import LocalPathRequired
 from pipelines import local_runner
 from pipelines.configs import PipelineConfig
 from pipelines.pipeline import create_pipeline

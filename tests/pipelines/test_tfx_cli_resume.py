@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components import demo_data
+from components.lib import demo_data
 from pipelines.configs import REPO_ROOT, PipelineConfig
 from pipelines.pipeline import gate_config, resolve_pipeline_class_names
 from pipelines.run_summary import latest_run_summary

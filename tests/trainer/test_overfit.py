@@ -5,7 +5,7 @@ so that learning happens at all. A label-shuffled control must not look like suc
 import numpy as np
 import pytest
 
-from components import demo_data
+from components.lib import demo_data
 from edge import spec
 from trainer import data, metrics, train
 from trainer.config import TrainConfig

@@ -9,8 +9,8 @@ import tensorflow as tf
 from PIL import Image
 from tfx import v1 as tfx
 
-from components import demo_data
 from components.image_example_gen.component import ImageExampleGen
+from components.lib import demo_data
 from edge import spec
 from trainer.summary_file import read_training_summary
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
-from components import shift_gate
+from components.lib import shift_gate
 from edge import preprocess, spec
 from trainer import data, referral
 from trainer.acquisition import REFERRAL_ACQUISITION, REFERRAL_SHIFT

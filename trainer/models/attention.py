@@ -21,7 +21,7 @@ Each gate:
 
 and the head classifies concat(BN(ĝ1), BN(ĝ2)): with softmax weights and no ungated GAP(g)
 beside them (`attention_global_pool`), the class has to come through what each gate chose to
-look at (how often that is the finding: the pointing game, components/attention_score.py).
+look at (how often that is the finding: the pointing game, components/lib/attention_score.py).
 The attention maps α are extra outputs so the edge runner can draw them. θ's stride
 (`attention_subsample`) defaults to 1: the maps are already coarse, and the paper's 2 would
 leave a 1×1 map at 64 px.

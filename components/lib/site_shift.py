@@ -127,7 +127,10 @@ def profile_for(name: str) -> SiteProfile:
 
 
 def write_profile(profile: SiteProfile, out_dir: str, generated: dict | None = None) -> str:
-    """Writes site-profile.json into out_dir (with how the phantoms were generated); returns its path."""
+    """Writes site-profile.json into out_dir (with how the phantoms were generated).
+
+    Returns its path.
+    """
     record = profile.to_json()
     if generated:
         record["generated"] = generated

@@ -12,7 +12,7 @@ call gives the same pixels. 8-bit grayscale, square, any size. Families:
 - texture: 1/f "cloud" noise and blurred blobs (natural-image-like photographs)
 - not_upright: chest phantoms turned 90°, 180° and 270°, and inverted (a negative)
 
-Numpy and Pillow only, like the phantoms (components/demo_data.py).
+Numpy and Pillow only, like the phantoms (components/lib/demo_data.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from components import demo_data
+from components.lib import demo_data
 from edge import spec
 
 PER_FAMILY = 12

@@ -3,10 +3,10 @@
 The Evaluator blesses a model only when every gate passes: top-1 macro F1 over all classes,
 top-1 recall of the priority class (a missed COVID case costs more than a false alarm) and, once
 a blessed model of the same kind exists, macro F1 at most `max_macro_f1_regression` below that
-model's. All three are the arg-max numbers of `trainer.metrics` (see components/tfma_metrics.py).
-The expected calibration error of the top-1 confidence and its reliability table are recorded
-beside them. `gate_outcomes` turns the Evaluator's output into "metric = value vs threshold:
-pass/fail" lines for the CLI and the run report.
+model's. All three are the arg-max numbers of `trainer.metrics` (see
+components/lib/tfma_metrics.py). The expected calibration error of the top-1 confidence and its
+reliability table are recorded beside them. `gate_outcomes` turns the Evaluator's output into
+"metric = value vs threshold: pass/fail" lines for the CLI and the run report.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 from tfx.dsl.io import fileio
 
-from components import tfma_metrics
-from components.code_fingerprint import module_fingerprint
+from components.lib import tfma_metrics
+from components.lib.code_fingerprint import module_fingerprint
 from edge import spec
 from trainer import constants, metrics
 
@@ -109,7 +109,7 @@ class GateOutcome:
 def build_eval_config(config: GateConfig = GateConfig()) -> config_pb2.EvalConfig:
     """The Evaluator's EvalConfig: top-1 gates plus diagnostics, overall and per true class.
 
-    The gated numbers are `components.tfma_metrics`' arg-max metrics, computed by
+    The gated numbers are `components.lib.tfma_metrics`' arg-max metrics, computed by
     `trainer.metrics` from TFMA's arg-max confusion matrix: the same macro F1 and recall the
     Trainer selects checkpoints on and the Quantizer gates variants on.
     """

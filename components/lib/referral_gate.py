@@ -5,7 +5,7 @@ variant, with the device's own decision (`edge.classifier.decide`) and the thres
 Trainer chose on eval (trainer/referral.py, carried in the manifest):
 
 - test acceptance: share of in-distribution test images the OOD check accepts (>= 0.95);
-- OOD referral: share of the built-in non-X-ray set (components/ood_images.py) referred as
+- OOD referral: share of the built-in non-X-ray set (components/lib/ood_images.py) referred as
   out_of_distribution (>= 0.95);
 - agreement: share of test + OOD images whose ok/refer decision equals the float model's
   (>= 0.99), so quantization cannot quietly change who gets referred.

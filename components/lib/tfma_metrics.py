@@ -10,7 +10,7 @@ definition, so gate, report, Trainer and Quantizer agree.
 `TopOneCalibration` accumulates the reliability table of the top-1 confidence and reports the
 expected calibration error next to it (an [bins, 3] array: examples, summed confidence, correct).
 
-Referenced from an EvalConfig by class name and `module="components.tfma_metrics"`; Beam workers
+Referenced from an EvalConfig by class name and `module="components.lib.tfma_metrics"`; Beam workers
 import this module, so the package must be installed where they run (it is: `.[pipeline]`).
 """
 
@@ -44,7 +44,7 @@ class TopOneMacroF1(metric_types.Metric):
 
     def __init__(self, num_classes: int, name: str = "macro_f1", code_fingerprint: str = ""):
         # code_fingerprint: unused; in the EvalConfig so that changed metric code misses TFX's
-        # cache (components/code_fingerprint.py).
+        # cache (components/lib/code_fingerprint.py).
         del code_fingerprint
         super().__init__(
             metric_util.merge_per_key_computations(_macro_f1), num_classes=num_classes, name=name

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from components import referral_gate
+from components.lib import referral_gate
 from edge import shift
 from edge.classifier import (
     REASON_LOW_CONFIDENCE,

@@ -11,8 +11,8 @@ import dataclasses
 import json
 import os
 
-from components import storage
-from components.evaluation import GateConfig, evaluation_summary, gate_outcomes
+from components.lib import storage
+from components.lib.evaluation import GateConfig, evaluation_summary, gate_outcomes
 from trainer.summary_file import read_training_summary
 
 MODEL_SUMMARY_FILENAME = "model_summary.json"

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from components import demo_data, storage
+from components.lib import demo_data, storage
 from edge import spec
 from trainer.split_reader import read_split
 

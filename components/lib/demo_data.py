@@ -30,7 +30,8 @@ elsewhere; all zero for Normal, whose dense ribs are no finding) under
 `<Class>/masks/<Class>-<n>.png`, which ingestion ignores, so attention maps can be scored.
 
 With `site`, every image then goes through a second clinic's simulated scanner, drawn from
-the site's name (components/site_shift.py; site-profile.json beside the class folders says what).
+the site's name (components/lib/site_shift.py; site-profile.json beside the class folders
+says what).
 
 Each image gets its own numpy Generator seeded from (seed, class name, index), so the
 bytes of `COVID-7.png` do not depend on how many images of other classes were asked for.
@@ -44,7 +45,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from components import site_shift
+from components.lib import site_shift
 from edge import spec
 
 DEFAULT_PER_CLASS = 100
@@ -184,7 +185,7 @@ def _add_arguments(parser):
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--site", metavar="NAME",
                         help="pass the phantoms through the scanner shift this site name "
-                             "draws (components/site_shift.py); writes site-profile.json")
+                             "draws (components/lib/site_shift.py); writes site-profile.json")
 
 
 class _Grid:
