@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.classifier import STATUS_ERROR
-from edge.serve import api_findings, api_login, api_people
+from edge.serve import api_findings, api_login, api_people, api_site
 from edge.serve.guard import Guard, error_response
 from edge.serve.history import STATUSES
 from edge.serve.roles import ADMIN, OPERATOR, require
@@ -46,7 +46,7 @@ from edge.serve.work import QueueFull, Upload
 NOTICE = ("A result is a prompt for a clinician to look at the image, never a diagnosis: the "
           "model can be wrong, and it only knows the four classes it was trained on.")
 PAGES = {"/": "index.html", "/history": "history.html", "/review": "review.html",
-         "/about": "about.html"}
+         "/site": "site.html", "/about": "about.html"}
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -185,7 +185,8 @@ def create_app(station: Station) -> Starlette:
         Route("/api/history/{record_id:int}", history_get, methods=["GET"]),
         Route("/api/history/{record_id:int}", history_delete, methods=["DELETE"]),
         Route("/api/history/{record_id:int}/{name}.png", history_image),
-    ] + api_findings.routes(station) + api_login.routes(station) + api_people.routes(station)
+    ] + api_findings.routes(station) + api_site.routes(station) + api_login.routes(station) \
+        + api_people.routes(station)
     return Starlette(routes=routes, lifespan=lifespan,
                      middleware=[Middleware(Guard, station=station)],
                      exception_handlers={HTTPException: _http_error})

@@ -58,9 +58,11 @@ CREATE INDEX IF NOT EXISTS results_class ON results (predicted_class);
 COLUMNS = ("upload_id", "created_at", "filename", "status", "reason", "error", "predicted_class",
            "probability", "probabilities", "ood_score", "stability", "inference_ms", "latency_ms",
            "queued_ms", "model_version", "variant", "model_sha256", "file_sha256", "width",
-           "height", "kept_images")
+           "height", "kept_images", "screen", "screen_threshold", "screen_score",
+           "calibration_id")
 # Added to a database made before they existed.
-ADDED_COLUMNS = {"stability": "REAL"}
+ADDED_COLUMNS = {"stability": "REAL", "screen": "TEXT", "screen_threshold": "REAL",
+                 "screen_score": "REAL", "calibration_id": "TEXT"}
 # The CSV's columns for a result's finding (edge/serve/findings.py), and its keys they show.
 FINDING_COLUMNS = {"finding_label": "label", "finding_source": "source", "finding_by": "who",
                    "finding_at": "at"}

@@ -54,6 +54,7 @@ class ServeOptions:
     refer_below: float | None = None
     ood_threshold: float | None = None
     trusted_keys: tuple[str, ...] = ()
+    site_calibration: str | None = None  # a site.json to put in force for its model at start
     session_idle_s: float = SESSION_IDLE_S
     session_max_s: float = SESSION_MAX_S
     failed_login_delay_s: float = FAILED_LOGIN_DELAY_S
@@ -155,6 +156,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the manifest's low-confidence threshold")
     parser.add_argument("--ood-threshold", type=float, default=None, metavar="S",
                         help="override the manifest's out-of-distribution threshold")
+    parser.add_argument("--site-calibration", default=None, metavar="SITE_JSON",
+                        help="a site calibration (cxr-edge calibrate) to put in force for its "
+                        "model: results of that model get screen positive/negative")
 
 
 def from_args(args, environ=None) -> ServeOptions:
@@ -174,4 +178,5 @@ def from_args(args, environ=None) -> ServeOptions:
         refer_below=args.refer_below,
         ood_threshold=args.ood_threshold,
         trusted_keys=tuple(args.trusted_key or signing.trusted_keys_from_env(environ)),
+        site_calibration=args.site_calibration,
     )

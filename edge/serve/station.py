@@ -17,6 +17,7 @@ from edge.serve.findings import Findings
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 from edge.serve.options import ServeOptions
+from edge.serve.site import SiteCalibrations
 from edge.serve.users import Users
 from edge.serve.work import InferenceQueue
 
@@ -42,15 +43,32 @@ class Station:
             self.audit = AuditLog(self.database)
             self.users = Users(self.database, self.audit)  # and their login sessions
             self.findings = Findings(self.database, self.audit)
+            self.calibrations = SiteCalibrations(self.database, self.audit)
+            if options.site_calibration:
+                self._apply_site_calibration(options.site_calibration)
         except BaseException:
             self.slot.close()
             raise
         self.queue = InferenceQueue(self.slot, self.history, options.queue_size,
-                                    after_store=self.findings.apply_pending)
+                                    after_store=self.findings.apply_pending,
+                                    calibrations=self.calibrations)
         # Signs the login cookie; new on every start, so a restart logs everyone out.
         self.cookie_key = secrets.token_bytes(32)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+
+    def _apply_site_calibration(self, path: str) -> None:
+        applied = self.calibrations.apply_file(path, "cxr-edge serve --site-calibration")
+        served = self.slot.current.classifier.model_sha256
+        if not applied.applies_to(served):
+            log.warning("cxr-edge serve: the site calibration %s is for model %s..., not the "
+                        "one being served (%s...): it applies when that model is served",
+                        applied.id, applied.model_sha256[:12], str(served)[:12])
+
+    @property
+    def calibration(self):
+        """The site calibration in force for the model being served, or None."""
+        return self.calibrations.active_for(self.slot.current.classifier.model_sha256)
 
     def start(self) -> None:
         self.queue.start()

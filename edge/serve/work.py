@@ -30,6 +30,7 @@ from edge import heatmap
 from edge.record import classify_source
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
+from edge.site.calibration import referral_options
 
 PREVIEW_SIDE = heatmap.MAX_OVERLAY_SIDE
 
@@ -55,10 +56,13 @@ class _Job:
 
 
 class InferenceQueue:
-    def __init__(self, slot: ModelSlot, history: History, capacity: int, after_store=None):
-        """after_store(record) -> record: run on each stored result (a pending finding)."""
+    def __init__(self, slot: ModelSlot, history: History, capacity: int, after_store=None,
+                 calibrations=None):
+        """after_store(record) -> record: run on each stored result (a pending finding).
+        calibrations: edge.serve.site.SiteCalibrations; the one for the served model screens."""
         self.slot, self.history, self.capacity = slot, history, capacity
         self.after_store = after_store
+        self.calibrations = calibrations
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0  # queued + running: what `capacity` bounds
         self._lock = threading.Lock()
@@ -109,15 +113,20 @@ class InferenceQueue:
     def _process(self, upload: Upload) -> dict:
         started = time.perf_counter()
         served = self.slot.current  # a reload swaps the slot; this file keeps this model
+        calibration = (self.calibrations.active_for(served.classifier.model_sha256)
+                       if self.calibrations is not None else None)
+        # the worker alone runs the classifier, so its thresholds can follow the calibration
+        served.classifier.options = referral_options(self.slot.options, calibration)
         record, images, shown = classify_upload(served.classifier, upload,
-                                                keep=self.history.keep_images)
+                                                keep=self.history.keep_images,
+                                                calibration=calibration)
         record.update(
             upload_id=upload.upload_id,
             created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="milliseconds"),
             model_version=served.version,
             variant=served.info.get("variant"),
-            model_sha256=served.info.get("sha256"),
+            model_sha256=served.classifier.model_sha256,
             queued_ms=round((started - upload.received) * 1000, 3),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
@@ -132,13 +141,13 @@ class InferenceQueue:
                          "heatmap_error": record.get("heatmap_error")}
 
 
-def classify_upload(classifier, upload: Upload, keep: bool = False
+def classify_upload(classifier, upload: Upload, keep: bool = False, calibration=None
                     ) -> tuple[dict, dict[str, bytes], dict[str, bytes]]:
     """(record, PNGs to keep, JPEGs to show) for one file; never raises for a bad file.
 
     keep: also encode the PNGs to keep (--keep-images): the decoded image at full size and the
     heat maps. What is shown is JPEG, several times cheaper to encode than PNG (docs/serve.md)."""
-    outcome = classify_source(classifier, upload.data)
+    outcome = classify_source(classifier, upload.data, calibration)
     if outcome.failure is not None:  # the batch goes on; the traceback goes to the log
         log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=outcome.failure)
     record = {"filename": upload.filename,

@@ -53,7 +53,8 @@ def test_a_reviewer_confirms_cases_from_the_worklist_and_imports_a_csv(tmp_path,
         driver.get(running.url + "/review")
         wait_for(lambda: len(_cases(driver)) == 3, "the worklist shows the three results", 15)
         assert [int(c.get_attribute("data-id")) for c in _cases(driver)] == order
-        assert not driver.find_element(By.ID, "me").is_displayed()  # no /api/me: no one named
+        wait_for(lambda: driver.find_element(By.ID, "me").text == "kiosk (admin)",
+                 "the header names the kiosk user")
         nav = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "header nav a")]
         assert nav == ["Triage", "History", "Review", "Site", "Model"]
         first = _cases(driver)[0]

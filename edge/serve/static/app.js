@@ -532,5 +532,6 @@ function aboutPage() {
 const PAGES = { triage: triagePage, history: historyPage, review: reviewPage, about: aboutPage };
 document.addEventListener("DOMContentLoaded", () => {
   loadMe().catch(() => {});
-  PAGES[document.body.dataset.page]();
+  const page = PAGES[document.body.dataset.page]; // a page's own script may add its entry
+  if (page) page();
 });
