@@ -92,7 +92,8 @@ def test_a_reviewer_confirms_cases_from_the_worklist_and_imports_a_csv(tmp_path,
         assert waiting.get_attribute("data-row") == "3" and "e" * 64 in waiting.text
         wait_for(lambda: not _cases(driver), "the imported case leaves the worklist")
         assert "Every result has a finding" in driver.find_element(By.ID, "worklist-count").text
-        assert "e" * 64 in driver.find_element(By.ID, "pending").text
+        wait_for(lambda: "e" * 64 in driver.find_element(By.ID, "pending").text,
+                 "the waiting row is listed")
 
         driver.get(running.url + "/history")
         wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#history tbody tr")) == 3,
