@@ -11,8 +11,6 @@ All of them need a reviewer (edge/serve/roles.py); edge/serve/findings.py does t
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,10 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge.serve.findings import MAX_WORKLIST, SOURCES, FindingError, NoSuchResult
-from edge.serve.roles import ADMIN, REVIEWER, Principal, require
+from edge.serve.params import json_object
+from edge.serve.roles import REVIEWER, require
 from edge.serve.station import Station
 
 MAX_BODY_FIELDS = 8
+FINDING_EXAMPLE = '{"label": "Normal", "source": "radiologist"}'
 
 
 def routes(station: Station) -> list[Route]:
@@ -31,10 +31,6 @@ def routes(station: Station) -> list[Route]:
 
     def reviewer(request: Request) -> str:
         """The name the audit records; 401 or 403 below a reviewer."""
-        if not hasattr(request.state, "principal"):
-            # A guard without named users: whoever it let in (kiosk, access code) is the admin.
-            mode = "access-code" if station.options.access_code else "kiosk"
-            request.state.principal = Principal(mode, ADMIN, mode)
         return require(request, REVIEWER).name
 
     def record(result_id: int) -> dict:
@@ -46,7 +42,7 @@ def routes(station: Station) -> list[Route]:
     async def put_finding(request: Request) -> Response:
         who = reviewer(request)
         result_id = request.path_params["record_id"]
-        body = await _json_object(request)
+        body = await json_object(request, FINDING_EXAMPLE)
         try:
             findings.set(result_id, body.get("label"), body.get("source"), body.get("note"),
                          who)
@@ -102,18 +98,6 @@ def routes(station: Station) -> list[Route]:
         Route("/api/findings/pending", pending, methods=["GET"]),
         Route("/api/findings/pending/{pending_id:int}", discard, methods=["DELETE"]),
     ]
-
-
-async def _json_object(request: Request) -> dict:
-    data = await request.body()
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise HTTPException(400, f"the body must be JSON like {{\"label\": \"Normal\", "
-                                 f"\"source\": \"radiologist\"}}: {err}") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the body must be a JSON object with label and source")
-    return body
 
 
 async def _csv_text(request: Request) -> str:

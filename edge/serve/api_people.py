@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge.serve.params import int_param
 from edge.serve.roles import ADMIN, OPERATOR, require
 from edge.serve.station import Station
 
@@ -35,8 +35,8 @@ def routes(station: Station) -> list[Route]:
 
     def audit(request: Request) -> Response:
         require(request, ADMIN)
-        limit = _count(request, "limit", DEFAULT_AUDIT_PAGE)
-        before = _count(request, "before", None)
+        limit = int_param(request, "limit", DEFAULT_AUDIT_PAGE)
+        before = int_param(request, "before", None)
         return JSONResponse({"entries": station.audit.list(limit, before)})
 
     def audit_csv(request: Request) -> Response:
@@ -47,12 +47,3 @@ def routes(station: Station) -> list[Route]:
 
     return [Route("/api/me", me), Route("/api/users", users), Route("/api/audit", audit),
             Route("/api/audit.csv", audit_csv)]
-
-
-def _count(request: Request, name: str, default):
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return default
-    if not value.isdigit():
-        raise HTTPException(400, f"{name} must be a non-negative integer")
-    return int(value)

@@ -11,7 +11,6 @@ are another scale. The numbers come from edge/site, as `cxr-edge calibrate` comp
 
 from __future__ import annotations
 
-import json
 import math
 
 from starlette.exceptions import HTTPException
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edge.serve.params import json_object
 from edge.serve.roles import ADMIN, OPERATOR, require
 from edge.serve.station import Station
 from edge.site import calibration as site_calibration
@@ -27,6 +27,7 @@ from edge.site import performance, screening
 NOT_CALIBRATED = ("not calibrated for this model version: results carry no screen decision, "
                   "and the manifest's referral thresholds apply")
 REFERRAL_TARGETS = ("ood_acceptance", "accuracy")
+CALIBRATION_EXAMPLE = '{"score": "abnormal", "target": {"sensitivity": 0.9}}'
 
 
 def routes(station: Station) -> list[Route]:
@@ -77,7 +78,7 @@ def routes(station: Station) -> list[Route]:
 
     async def post_calibration(request: Request) -> Response:
         who = require(request, ADMIN)
-        body = await _json_object(request)
+        body = await json_object(request, CALIBRATION_EXAMPLE)
         model_sha256, class_names, version = served()
         referral = body.get("referral") or {}
         if not isinstance(referral, dict) or set(referral) - set(REFERRAL_TARGETS):
@@ -130,13 +131,3 @@ def _optional_number(value, name: str) -> float | None:
     if not math.isfinite(number) or number < 0:
         raise HTTPException(400, f"{name} must be a non-negative number")
     return number
-
-
-async def _json_object(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise HTTPException(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the body must be a JSON object")
-    return body

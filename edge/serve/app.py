@@ -39,6 +39,7 @@ from edge.classifier import STATUS_ERROR
 from edge.serve import api_findings, api_login, api_people, api_site
 from edge.serve.guard import Guard, error_response
 from edge.serve.history import STATUSES
+from edge.serve.params import int_param
 from edge.serve.roles import ADMIN, OPERATOR, require
 from edge.serve.station import Station
 from edge.serve.work import QueueFull, Upload
@@ -126,8 +127,8 @@ def create_app(station: Station) -> Starlette:
     def history_list(request: Request) -> Response:
         require(request, OPERATOR)
         status, predicted_class = _history_filters(request)
-        limit = _int_param(request, "limit", 200)
-        before = _int_param(request, "before", None)
+        limit = int_param(request, "limit", 200)
+        before = int_param(request, "before", None)
         results = station.findings.attach(
             station.history.list(status, predicted_class, limit, before))
         classes = list(station.slot.current.info["class_names"])
@@ -263,15 +264,6 @@ def _history_filters(request: Request) -> tuple[str | None, str | None]:
     if status is not None and status not in STATUSES:
         raise HTTPException(400, f"status must be one of {list(STATUSES)}")
     return status, request.query_params.get("class") or None
-
-
-def _int_param(request: Request, name: str, default):
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return default
-    if not value.isdigit():
-        raise HTTPException(400, f"{name} must be a non-negative integer")
-    return int(value)
 
 
 def _load_assets() -> dict[str, tuple[bytes, str]]:

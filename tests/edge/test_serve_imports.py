@@ -1,6 +1,6 @@
-"""The web stack stays in the serve extra: only edge/serve/app.py, guard.py, server.py and the
-api_*.py route modules import it, and `import edge.cli` (what `cxr-edge classify` runs) loads
-none of it."""
+"""The web stack stays in the serve extra: only edge/serve/app.py, guard.py, server.py, params.py,
+roles.py and the api_*.py route modules import it, and `import edge.cli` (what `cxr-edge
+classify` runs) loads none of it."""
 
 import ast
 import fnmatch
@@ -12,6 +12,7 @@ from pathlib import Path
 EDGE_DIR = Path(__file__).resolve().parents[2] / "edge"
 WEB = ("starlette", "uvicorn", "multipart", "python_multipart", "anyio", "h11", "click")
 ALLOWED = {"edge/serve/app.py", "edge/serve/guard.py", "edge/serve/server.py",
+           "edge/serve/params.py",  # the routes' request parsing
            "edge/serve/roles.py"}  # roles.py: only inside require(), so users.py can use it
 ALLOWED_PATTERN = "edge/serve/api_*.py"  # each API module's routes, included by app.py
 
