@@ -12,19 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.edge.chromium import By, Select, open_chromium  # skips without Chromium
 from tests.edge.conftest import radiograph_like
 from tests.edge.serve_helpers import Client, make_model_dir, start, wait_for
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is absent")
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium "
-                "chromium-driver, done by tools/install_system_deps.sh as root)",
-                allow_module_level=True)
 
 CLASSES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
 CODE = "browser-code-42"
@@ -32,25 +22,9 @@ CODE = "browser-code-42"
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-proxy-server", "--disable-extensions", "--no-first-run",
-                     "--disable-background-networking", "--window-size=1100,1000",
-                     f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    driver = webdriver.Chrome(service=Service(DRIVER, log_output=str(tmp_path / "driver.log")),
-                              options=options)
-    driver.execute_cdp_cmd("Page.setDownloadBehavior",
-                           {"behavior": "allow", "downloadPath": str(downloads)})
-    driver.implicitly_wait(0)
+    driver = open_chromium(tmp_path, downloads)
     yield driver, downloads
     driver.quit()
 

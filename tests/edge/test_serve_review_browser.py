@@ -2,41 +2,18 @@
 driven by Selenium records findings from the worklist with one click per case, imports a
 findings CSV and shows its reply, and the history shows each result's finding."""
 
-import shutil
 
 import pytest
 
+from tests.edge.chromium import By, Select, open_chromium  # skips without Chromium
 from tests.edge.serve_helpers import Client, make_model_dir, start, wait_for, xray_png
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is absent")
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium "
-                "chromium-driver, done by tools/install_system_deps.sh as root)",
-                allow_module_level=True)
 
 CLASSES = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
 
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-proxy-server", "--disable-extensions", "--no-first-run",
-                     "--disable-background-networking", "--window-size=1100,1000",
-                     f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(DRIVER, log_output=str(tmp_path / "driver.log")),
-                              options=options)
-    driver.implicitly_wait(0)
+    driver = open_chromium(tmp_path)
     yield driver
     driver.quit()
 
