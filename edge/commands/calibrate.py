@@ -154,8 +154,7 @@ def _report_matching(files: int, cases: int, unmatched_images: int, failed: int,
 
 def _print_table(cases: list[dict], class_names, score: str, cost: float | None) -> None:
     usable, _ = site_calibration.split_cases(cases, class_names)
-    scores = [screening.screening_score(c["probabilities"], score, class_names) for c in usable]
-    positives = [screening.is_positive_label(c["label"], score, class_names) for c in usable]
+    scores, positives = screening.scores_and_positives(usable, score, class_names)
     rows = [["threshold", "TP", "FP", "TN", "FN", "sens", "spec", "PPV", "NPV", "referred"]
             + (["cost/case"] if cost is not None else [])]
     for row in screening.threshold_table(scores, positives, cost):

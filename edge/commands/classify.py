@@ -22,7 +22,7 @@ from edge.commands.common import (
 )
 from edge.imageio import DICOM_SUFFIXES
 from edge.record import classify_source
-from edge.site.calibration import SiteCalibration
+from edge.site.calibration import SCREEN_FIELDS, SiteCalibration
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
 PROGRESS_MIN_FILES = 20  # shorter batches finish before a bar helps
@@ -143,7 +143,7 @@ def _records_csv(records: list[dict], class_names) -> str:
         ["path", "status", "predicted_class", "probability"]
         + [f"p_{name}" for name in class_names]
         + ["ood_score", "latency_ms", "reason", "error"]
-        + (["screen", "screen_threshold", "screen_score", "calibration_id"] if screen else [])
+        + (list(SCREEN_FIELDS) if screen else [])
     )
     for record in records:
         probabilities = record.get("probabilities") or {}
@@ -153,8 +153,7 @@ def _records_csv(records: list[dict], class_names) -> str:
             + [probabilities.get(name, "") for name in class_names]
             + [record.get("ood_score", ""), record["latency_ms"], record.get("reason", ""),
                record.get("error", "")]
-            + ([record.get(key) or "" for key in ("screen", "screen_threshold", "screen_score",
-                                                   "calibration_id")] if screen else [])
+            + ([_blank_if_none(record.get(key)) for key in SCREEN_FIELDS] if screen else [])
         )
     return buffer.getvalue()
 
@@ -228,3 +227,7 @@ class _Progress:
     def done(self) -> None:
         if self.enabled:
             sys.stderr.write("\n")
+
+
+def _blank_if_none(value) -> str:
+    return "" if value is None else str(value)

@@ -94,10 +94,7 @@ def fit(cases: list[dict], class_names, score: str, target: dict, model_sha256: 
     screening.check_score(score, class_names)
     target = screening.check_target(target)
     usable, not_assessable = split_cases(cases, class_names)
-    scores = np.array([screening.screening_score(c["probabilities"], score, class_names)
-                       for c in usable], float)
-    positives = np.array([screening.is_positive_label(c["label"], score, class_names)
-                          for c in usable], bool)
+    scores, positives = screening.scores_and_positives(usable, score, class_names)
     threshold = screening.operating_point(scores, positives, target, precision)
     counts = screening.counts_at(scores, positives, threshold)
     row = counts.row(threshold)
@@ -155,7 +152,7 @@ def fit_referral(cases: list[dict], class_names, targets: dict) -> dict:
     if "accuracy" in targets:
         wanted = float(targets["accuracy"])
         top = np.array([max(c["probabilities"].values()) for c in cases], float)
-        right = np.array([max(c["probabilities"], key=c["probabilities"].get) == c["label"]
+        right = np.array([screening.top_class(c["probabilities"]) == c["label"]
                           for c in cases], bool)
         cut = next((float(t) for t in np.unique(top)
                     if right[top >= t].mean() >= wanted), None)

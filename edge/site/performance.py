@@ -30,12 +30,9 @@ def site_performance(results: list[dict], cases: list[dict], class_names, score:
     screening.check_score(score, class_names)
     usable, not_assessable = site_calibration.split_cases(cases, class_names)
     truth = [case["label"] for case in usable]
-    predicted = [max(case["probabilities"], key=case["probabilities"].get) for case in usable]
+    predicted = [screening.top_class(case["probabilities"]) for case in usable]
     matrix = stats.confusion_matrix(truth, predicted, class_names)
-    scores = np.array([screening.screening_score(c["probabilities"], score, class_names)
-                       for c in usable], float)
-    positives = np.array([screening.is_positive_label(c["label"], score, class_names)
-                          for c in usable], bool)
+    scores, positives = screening.scores_and_positives(usable, score, class_names)
     extra = (calibration.threshold,) if calibration is not None else ()
     area = stats.auc(scores, positives)
     interval = stats.bootstrap_auc_interval(scores, positives)
@@ -108,7 +105,7 @@ def preview(cases: list[dict], class_names, proposed: site_calibration.SiteCalib
     for case in usable:
         was = (current.screen(case["probabilities"])["screen"] == "positive" if current
                else screening.is_positive_label(
-                   max(case["probabilities"], key=case["probabilities"].get),
+                   screening.top_class(case["probabilities"]),
                    proposed.score, class_names))
         now = proposed.screen(case["probabilities"])["screen"] == "positive"
         positive = screening.is_positive_label(case["label"], proposed.score, class_names)

@@ -57,6 +57,21 @@ def is_positive_label(label: str, score: str, class_names) -> bool:
     return label == score
 
 
+def scores_and_positives(cases: list[dict], score: str,
+                         class_names) -> tuple[np.ndarray, np.ndarray]:
+    """Each confirmed case's screening score, and whether its reference label is positive."""
+    scores = np.array([screening_score(c["probabilities"], score, class_names) for c in cases],
+                      float)
+    positives = np.array([is_positive_label(c["label"], score, class_names) for c in cases],
+                         bool)
+    return scores, positives
+
+
+def top_class(probabilities: dict) -> str:
+    """The model's answer: the class of highest probability."""
+    return max(probabilities, key=probabilities.get)
+
+
 def positive_classes(score: str, class_names) -> list[str]:
     return [name for name in class_names if is_positive_label(name, score, class_names)]
 
