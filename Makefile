@@ -28,7 +28,7 @@ $(VENV)/.installed: setup.py constraints.txt compat/glibc/shim.c compat/glibc/pa
 $(EDGE_VENV)/.installed: setup.py constraints-edge.txt
 	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt pip setuptools wheel
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt -e ".[edge,dicom,android,signing,serve,dev]"
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -c constraints-edge.txt -e ".[edge,dicom,dicom-net,android,signing,serve,dev]"
 	touch $@
 
 # Headless Chromium renders the run report in a test; installed only where we may (root).
@@ -74,7 +74,7 @@ fuzz: $(EDGE_VENV)/.installed
 # Regenerate the constraints from the working venvs (keeps pip/setuptools/wheel pinned too).
 lock: $(VENV)/.installed $(EDGE_VENV)/.installed
 	bash tools/lock.sh $(VENV) "pipeline, dicom, dev extras" > constraints.txt.new
-	bash tools/lock.sh $(EDGE_VENV) "edge, dicom, android, signing, dev extras; no TensorFlow" \
+	bash tools/lock.sh $(EDGE_VENV) "edge, dicom, dicom-net, android, signing, serve, dev extras; no TensorFlow" \
 	  > constraints-edge.txt.new
 	mv constraints.txt.new constraints.txt && mv constraints-edge.txt.new constraints-edge.txt
 

@@ -5,6 +5,8 @@ Extras (exact versions of the verified set are in constraints.txt; `make setup` 
   pipeline  the TFX 1.21 stack (TensorFlow 2.21, tf-keras, tfmot, tensorflow-addons, Beam)
   edge      the device runtime: numpy, Pillow, ai-edge-litert — never TensorFlow
   dicom     DICOM input for the edge runner and ingestion (pydicom)
+  dicom-net the DICOM node: receive over the network, send SR/SC to the PACS (pynetdicom,
+            highdicom: pure-Python wheels, no compiler on a Pi)
   android   MediaPipe's metadata writer for `cxr-edge export-android` (edge venv only:
             it needs absl-py 2.x, which TFX 1.21 forbids)
   signing   Ed25519 model signatures: `cxr-edge keygen`/`sign`/`--trusted-key` and the pusher's
@@ -23,6 +25,8 @@ EDGE = [
     "ai-edge-litert>=2.3.0",
 ]
 DICOM = ["pydicom>=3.0"]
+# The DICOM node (`cxr-edge dicom-listen`, `serve --dicom-port`): pure-Python wheels.
+DICOM_NET = ["pynetdicom>=3.0", "highdicom>=0.28"]
 PIPELINE = [
     # The only TFX that installs on Python 3.11; it pins TF 2.21, TFMA 0.52, TFDV/MLMD 1.21.
     # ml-metadata and tensorflow-data-validation come from the wheelhouse that
@@ -64,8 +68,9 @@ setup(
     extras_require={
         "edge": EDGE,
         "dicom": DICOM,
+        "dicom-net": DICOM + DICOM_NET,
         # The pipeline venv runs the edge tests too, so it carries every edge-side extra.
-        "pipeline": PIPELINE + EDGE + DICOM + SIGNING + SERVE,
+        "pipeline": PIPELINE + EDGE + DICOM + DICOM_NET + SIGNING + SERVE,
         "android": ANDROID,
         "signing": SIGNING,
         "serve": SERVE,

@@ -9,6 +9,9 @@
         (needs the android extra; writes FILE and its referral record NAME.referral.json)
     cxr-edge keygen --out DIR | cxr-edge sign --model DIR --key PEM   (the signing extra)
     cxr-edge serve --model DIR [--host H] [--port P] [--data-dir D]   (the serve extra)
+        [--dicom-port DP --dicom-ae-title AE --dicom-allow CALLER,... --send-to AE@HOST:PORT]
+    cxr-edge dicom-listen --model DIR --port DP --ae-title AE --allow CALLER,... [--send-to ...]
+        (the DICOM node alone; the dicom-net extra)
     cxr-edge users add|passwd|role|remove|token|list [NAME] [--role R] [--data-dir D]
 
 classify, bench, info and serve take --trusted-key PEM (or CXR_TRUSTED_KEY): then only a model
@@ -32,6 +35,8 @@ from edge.commands.calibrate import add_arguments as calibrate_arguments
 from edge.commands.calibrate import calibrate_command
 from edge.commands.classify import classify_command
 from edge.commands.common import EXIT_FILES_FAILED, EXIT_OK, EXIT_USAGE
+from edge.commands.dicom import add_arguments as dicom_arguments
+from edge.commands.dicom import dicom_listen_command
 from edge.commands.extras import export_android_command, serve_command
 from edge.commands.info import info_command
 from edge.commands.keys import keygen_command, sign_command
@@ -111,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = add("serve", serve_command,
                 "the clinic's web page and JSON API over this classifier (serve extra)")
     serve_options.add_arguments(serve)
+    dicom_listen = add("dicom-listen", dicom_listen_command,
+                       "a DICOM node: receive images (C-STORE), classify, answer the PACS "
+                       "(dicom-net extra)")
+    dicom_arguments(dicom_listen)
     for sub in (classify, bench, info, serve):
         sub.add_argument(
             "--trusted-key",

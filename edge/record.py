@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge.classifier import INFERENCE_FAILED, STATUS_ERROR, Classifier, Prediction
+from edge.classifier import INFERENCE_FAILED, STATUS_ERROR, STATUS_REFER, Classifier, Prediction
 from edge.imageio import ImageError, Source
 from edge.site.calibration import SCREEN_FIELDS, SiteCalibration, no_screen
 
@@ -62,6 +62,11 @@ def prediction_record(prediction: Prediction) -> dict:
         },
         "inference_ms": round(prediction.inference_ms, 3),
     } | no_screen()
+
+
+def refused_record(reason: str, message: str) -> dict:
+    """An image the model must not read (a lateral, a child): a clinician reads it unaided."""
+    return dict.fromkeys(FIELDS) | {"status": STATUS_REFER, "reason": reason, "error": message}
 
 
 def error_record(reason: str, error: str) -> dict:

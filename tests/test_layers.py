@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOORS = {"edge": 1, "trainer": 2, "components": 3, "pipelines": 4, "benchmarks": 5}
 # argparse belongs to the entry points: the CLIs, runner scripts and benchmark workers.
 ARGPARSE_ALLOWED = {"edge/cli.py", "edge/latency.py", "edge/serve/options.py", "pipelines/cli.py",
+                    "edge/dicom_net/options.py", "edge/commands/dicom.py",
                     "pipelines/kubeflow_v2_runner.py", "components/lib/demo_data.py"}
 
 

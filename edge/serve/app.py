@@ -3,7 +3,7 @@
     GET  /  /history  /about            the triage page, the history, the model's provenance
     POST /api/classify                  multipart files (or one raw image body) -> results
     GET  /api/model  /api/health        provenance and reload state; liveness and the queue
-    GET  /api/history[.csv]             newest first; ?status=ok|refer|error&class=NAME
+    GET  /api/history[.csv]             newest first; ?status=ok|refer|error&class=NAME&study=UID
     GET|DELETE /api/history/{id}        one result; GET /api/history/{id}/{image|key}.png
     GET|POST /login, POST /logout       the login form (edge/serve/api_login.py)
     GET  /api/me  /api/users  /api/audit[.csv]   who is asking; users, audit log (api_people.py)
@@ -129,12 +129,13 @@ def create_app(station: Station) -> Starlette:
         status, predicted_class = _history_filters(request)
         limit = int_param(request, "limit", 200)
         before = int_param(request, "before", None)
+        study = request.query_params.get("study") or None
         results = station.findings.attach(
-            station.history.list(status, predicted_class, limit, before))
+            station.history.list(status, predicted_class, limit, before, study))
         classes = list(station.slot.current.info["class_names"])
         classes += [name for name in station.history.classes() if name not in classes]
         return JSONResponse({"results": results, "classes": classes,
-                             "total": station.history.count(status, predicted_class)})
+                             "total": station.history.count(status, predicted_class, study)})
 
     def history_csv(request: Request) -> Response:
         require(request, OPERATOR)

@@ -55,14 +55,20 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_status ON results (status);
 CREATE INDEX IF NOT EXISTS results_class ON results (predicted_class);
 """
+# Where a result came from: "upload" (the page, the API) or "dicom" (the node), and for DICOM
+# the object's UIDs, the calling AE and the identifiers (keyed hashes unless kept).
+DICOM_COLUMNS = ("source", "calling_ae", "study_instance_uid", "series_instance_uid",
+                 "sop_instance_uid", "sop_class_uid", "patient_id_hash", "accession_hash",
+                 "patient_id", "accession_number")
 COLUMNS = ("upload_id", "created_at", "filename", "status", "reason", "error", "predicted_class",
            "probability", "probabilities", "ood_score", "stability", "inference_ms", "latency_ms",
            "queued_ms", "model_version", "variant", "model_sha256", "file_sha256", "width",
            "height", "kept_images", "screen", "screen_threshold", "screen_score",
-           "calibration_id")
+           "calibration_id") + DICOM_COLUMNS
 # Added to a database made before they existed.
 ADDED_COLUMNS = {"stability": "REAL", "screen": "TEXT", "screen_threshold": "REAL",
-                 "screen_score": "REAL", "calibration_id": "TEXT"}
+                 "screen_score": "REAL", "calibration_id": "TEXT"} | dict.fromkeys(
+                     DICOM_COLUMNS, "TEXT")
 # The CSV's columns for a result's finding (edge/serve/findings.py), and its keys they show.
 FINDING_COLUMNS = {"finding_label": "label", "finding_source": "source", "finding_by": "who",
                    "finding_at": "at"}
@@ -87,6 +93,8 @@ class History:
         for name, kind in ADDED_COLUMNS.items():
             if name not in present:
                 self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS results_study ON results "
+                         "(study_instance_uid)")
 
     def add(self, record: dict, images: dict[str, bytes] | None = None) -> dict:
         """Stores one result (and its PNGs with --keep-images); returns it with its id.
@@ -120,9 +128,10 @@ class History:
         return as_record(row) if row else None
 
     def list(self, status: str | None = None, predicted_class: str | None = None,
-             limit: int = 200, before_id: int | None = None) -> list[dict]:
-        """Newest first, optionally one status and/or one predicted class."""
-        where, values = _filters(status, predicted_class)
+             limit: int = 200, before_id: int | None = None, study: str | None = None
+             ) -> list[dict]:
+        """Newest first, optionally one status, one predicted class and/or one study."""
+        where, values = _filters(status, predicted_class, study)
         if before_id is not None:
             where.append("id < ?")
             values.append(before_id)
@@ -133,8 +142,9 @@ class History:
                                     (*values, limit)).fetchall()
         return [as_record(row) for row in rows]
 
-    def count(self, status: str | None = None, predicted_class: str | None = None) -> int:
-        where, values = _filters(status, predicted_class)
+    def count(self, status: str | None = None, predicted_class: str | None = None,
+              study: str | None = None) -> int:
+        where, values = _filters(status, predicted_class, study)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
             return self._db.execute(f"SELECT COUNT(*) FROM results {clause}", values).fetchone()[0]
@@ -205,8 +215,11 @@ class History:
         return self.images_dir / f"{int(record_id)}.{name}.png"
 
 
-def _filters(status, predicted_class) -> tuple[list[str], list]:
+def _filters(status, predicted_class, study=None) -> tuple[list[str], list]:
     where, values = [], []
+    if study:
+        where.append("study_instance_uid = ?")
+        values.append(study)
     if status:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import signing
+from edge.dicom_net import options as dicom_options  # standard library only
 
 ACCESS_CODE_ENV = "CXR_ACCESS_CODE"
 DEFAULT_HOST = "127.0.0.1"
@@ -58,6 +59,7 @@ class ServeOptions:
     session_idle_s: float = SESSION_IDLE_S
     session_max_s: float = SESSION_MAX_S
     failed_login_delay_s: float = FAILED_LOGIN_DELAY_S
+    dicom: object | None = None  # edge.dicom_net.options.DicomOptions: run the DICOM node too
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
@@ -159,6 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site-calibration", default=None, metavar="SITE_JSON",
                         help="a site calibration (cxr-edge calibrate) to put in force for its "
                         "model: results of that model get screen positive/negative")
+    dicom_options.add_arguments(parser)
 
 
 def from_args(args, environ=None) -> ServeOptions:
@@ -179,4 +182,5 @@ def from_args(args, environ=None) -> ServeOptions:
         ood_threshold=args.ood_threshold,
         trusted_keys=tuple(args.trusted_key or signing.trusted_keys_from_env(environ)),
         site_calibration=args.site_calibration,
+        dicom=dicom_options.from_arguments(args) if args.dicom_port is not None else None,
     )

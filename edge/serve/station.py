@@ -56,6 +56,14 @@ class Station:
         self.cookie_key = secrets.token_bytes(32)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.dicom = None  # the DICOM node (edge/dicom_net/service.py) with --dicom-port
+
+    def start_dicom(self) -> None:
+        """Starts the DICOM node on this station's queue and history (the dicom-net extra)."""
+        from edge.dicom_net.service import NodeService  # pynetdicom: only when asked for
+
+        self.dicom = NodeService(self, self.options.dicom)
+        self.dicom.start()
 
     def _apply_site_calibration(self, path: str) -> None:
         applied = self.calibrations.apply_file(path, "cxr-edge serve --site-calibration")
@@ -75,8 +83,12 @@ class Station:
         self._watcher = threading.Thread(target=self._watch, name="cxr-serve-reload",
                                          daemon=True)
         self._watcher.start()
+        if self.options.dicom is not None:
+            self.start_dicom()
 
     def stop(self) -> None:
+        if self.dicom is not None:  # first: no object is accepted that could not be recorded
+            self.dicom.stop()
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(10)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from edge import heatmap
-from edge.record import classify_source
+from edge.record import classify_source, refused_record
 from edge.serve.history import History
 from edge.serve.models import ModelSlot
 from edge.site.calibration import referral_options
@@ -47,6 +47,9 @@ class Upload:
     data: bytes
     upload_id: str | None = None
     received: float = field(default_factory=time.perf_counter)
+    source: str = "upload"  # or "dicom" (edge/dicom_net/)
+    extra: dict = field(default_factory=dict)  # the source's own history columns (DICOM UIDs)
+    refusal: tuple[str, str] | None = None  # (reason, message): turned away before inference
 
 
 @dataclass
@@ -120,7 +123,9 @@ class InferenceQueue:
         record, images, shown = classify_upload(served.classifier, upload,
                                                 keep=self.history.keep_images,
                                                 calibration=calibration)
+        record.update(upload.extra)
         record.update(
+            source=upload.source,
             upload_id=upload.upload_id,
             created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="milliseconds"),
@@ -147,6 +152,10 @@ def classify_upload(classifier, upload: Upload, keep: bool = False, calibration=
 
     keep: also encode the PNGs to keep (--keep-images): the decoded image at full size and the
     heat maps. What is shown is JPEG, several times cheaper to encode than PNG (docs/serve.md)."""
+    if upload.refusal is not None:  # the header says the model must not read it
+        return ({"filename": upload.filename,
+                 "file_sha256": hashlib.sha256(upload.data).hexdigest()}
+                | refused_record(*upload.refusal), {}, {})
     outcome = classify_source(classifier, upload.data, calibration)
     if outcome.failure is not None:  # the batch goes on; the traceback goes to the log
         log.warning("cxr-edge serve: %s failed", upload.filename, exc_info=outcome.failure)
