@@ -18,11 +18,10 @@ import pytest
 pytest.importorskip("pynetdicom", reason="the dicom-net extra is not installed")
 pytest.importorskip("highdicom", reason="the dicom-net extra is not installed")
 
-from edge.dicom_net.options import Caller, DicomOptions, Destination
+from edge.dicom_net.options import Caller, Destination, DicomOptions
 from edge.serve.options import ServeOptions
 from edge.serve.server import serve_in_thread
-from tests.edge.dicom_peers import (Orthanc, dciodvfy_errors, echoscu, free_port, require,
-                                    storescu)
+from tests.edge.dicom_peers import Orthanc, dciodvfy_errors, echoscu, free_port, require, storescu
 from tests.edge.dicom_samples import write_radiograph
 from tests.edge.fuzz import mutate
 from tests.edge.serve_helpers import Client, make_model_dir
