@@ -87,7 +87,8 @@ def create_app(station: Station) -> Starlette:
         return JSONResponse({"ok": True, "model_version": station.slot.current.version,
                              "queue": {"pending": station.queue.pending,
                                        "capacity": station.queue.capacity},
-                             "processed": station.queue.processed})
+                             "processed": station.queue.processed,
+                             "dicom": station.dicom.status() if station.dicom else None})
 
     def model_info(request: Request) -> Response:
         require(request, OPERATOR)
@@ -141,7 +142,8 @@ def create_app(station: Station) -> Starlette:
         require(request, OPERATOR)
         status, predicted_class = _history_filters(request)
         text = station.history.to_csv(station.slot.current.info["class_names"], status,
-                                      predicted_class, findings=station.findings.by_result())
+                                      predicted_class, findings=station.findings.by_result(),
+                                      study=request.query_params.get("study") or None)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         return Response(text, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="cxr-history-{stamp}.csv"'})

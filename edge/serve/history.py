@@ -174,11 +174,12 @@ class History:
         return path.read_bytes() if path.is_file() else None
 
     def to_csv(self, class_names, status: str | None = None,
-               predicted_class: str | None = None, findings: dict | None = None) -> str:
+               predicted_class: str | None = None, findings: dict | None = None,
+               study: str | None = None) -> str:
         """The filtered history as CSV, newest first, one p_<class> column per class.
 
         findings: {result id: finding}, shown in the FINDING_COLUMNS."""
-        where, values = _filters(status, predicted_class)
+        where, values = _filters(status, predicted_class, study)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
             rows = [as_record(r) for r in self._db.execute(

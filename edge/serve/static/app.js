@@ -7,6 +7,11 @@ const REASONS = {
   out_of_distribution: "the image is unlike the images the model was trained on",
   low_confidence: "the model is not sure: its top probability is below the referral threshold",
   unstable: "a slight blur or sharpening of the image changes the model's answer",
+  unsupported_sop_class: "not a chest radiograph (CR, DX or a chest Secondary Capture): not read",
+  unsupported_body_part: "the header names another body part than the chest: not read",
+  unsupported_view: "a lateral or other non-frontal view: the model reads PA/AP only",
+  unsupported_patient: "the patient is younger than the model is meant for: not read",
+  unsupported_presentation: "raw detector data (DX FOR PROCESSING): send the processed image",
 };
 const UPLOADS_AT_ONCE = 2; // the interpreter is serial; two keep it busy while one uploads
 
@@ -244,6 +249,7 @@ function triagePage() {
 function historyPage() {
   const status = document.getElementById("status");
   const klass = document.getElementById("class");
+  const study = document.getElementById("study");
   const body = document.querySelector("#history tbody");
   const count = document.getElementById("count");
   const exportLink = document.getElementById("export");
@@ -253,6 +259,7 @@ function historyPage() {
     const params = new URLSearchParams();
     if (status.value) params.set("status", status.value);
     if (klass.value) params.set("class", klass.value);
+    if (study.value.trim()) params.set("study", study.value.trim());
     const text = params.toString();
     return text ? "?" + text : "";
   }
@@ -284,9 +291,11 @@ function historyPage() {
       const response = await api(`/api/history/${record.id}`, { method: "DELETE" });
       if (response.status === 204) await refresh();
     });
+    const origin = record.source === "dicom"
+      ? `DICOM from ${record.calling_ae}; study ${record.study_instance_uid}` : null;
     const file = record.kept_images.includes("image")
-      ? el("a", { href: `/api/history/${record.id}/image.png`, text: record.filename })
-      : el("span", { text: record.filename });
+      ? el("a", { href: `/api/history/${record.id}/image.png`, text: record.filename, title: origin })
+      : el("span", { text: record.filename, title: origin });
     const what = record.status === "error" ? `${record.reason}` : record.predicted_class;
     const why = record.status === "refer" ? ` (${record.reason})` : "";
     return el("tr", { "data-id": record.id, "data-status": record.status },
@@ -301,7 +310,8 @@ function historyPage() {
 
   status.addEventListener("change", refresh);
   klass.addEventListener("change", refresh);
-  document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
+  study.addEventListener("change", refresh);
+  document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   refresh();
 }
 
