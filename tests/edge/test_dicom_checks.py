@@ -7,12 +7,19 @@ import time
 import pydicom
 import pytest
 
-from edge.dicom_net.checks import (UNSUPPORTED_BODY_PART, UNSUPPORTED_PATIENT,
-                                   UNSUPPORTED_PRESENTATION, UNSUPPORTED_SOP_CLASS,
-                                   UNSUPPORTED_VIEW, HeaderChecks, Unsuitable, check_header,
-                                   patient_age_years)
+from edge.dicom_net.checks import (
+    UNSUPPORTED_BODY_PART,
+    UNSUPPORTED_PATIENT,
+    UNSUPPORTED_PRESENTATION,
+    UNSUPPORTED_SOP_CLASS,
+    UNSUPPORTED_VIEW,
+    HeaderChecks,
+    Unsuitable,
+    check_header,
+    patient_age_years,
+)
 from edge.dicom_net.identifiers import IdentifierKeeper
-from edge.dicom_net.options import Caller, DicomOptions, Destination
+from edge.dicom_net.options import Caller, Destination, DicomOptions
 from edge.dicom_net.outbox import Outbox
 from edge.serve.database import Database
 from tests.edge.dicom_samples import write_radiograph
@@ -63,7 +70,8 @@ def test_patient_age_reads_the_dicom_age_string_first():
     dataset = pydicom.Dataset()
     dataset.PatientAge = "006W"
     assert patient_age_years(dataset) == pytest.approx(42 / 365.25)
-    dataset.PatientAge = "045"  # no unit: not an age string
+    with pytest.warns(UserWarning):  # pydicom warns too
+        dataset.PatientAge = "045"  # no unit: not an age string
     dataset.PatientBirthDate, dataset.StudyDate = "20000615", "20260614"
     assert patient_age_years(dataset) == pytest.approx(26.0, abs=0.01)
     dataset.StudyDate = "19990101"  # before birth: unknown, not negative
