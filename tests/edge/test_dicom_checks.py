@@ -25,9 +25,9 @@ from edge.serve.database import Database
 from tests.edge.dicom_samples import write_radiograph
 
 
-def reason(dataset, checks=HeaderChecks()):
+def reason(dataset, checks=None):
     try:
-        check_header(dataset, checks)
+        check_header(dataset, checks or HeaderChecks())
     except Unsuitable as err:
         return err.reason
     return None
