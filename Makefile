@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 GLIBC_WHEELS := ml-metadata==1.21.0 tensorflow-data-validation==1.21.0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast lint demo bench shift-battery site-shift pi-check fuzz lock clean system-deps
+.PHONY: setup test test-fast lint demo bench shift-battery site-shift pi-check fuzz lock clean system-deps dicom-picture
 
 setup: $(VENV)/.installed $(EDGE_VENV)/.installed system-deps
 
@@ -60,6 +60,10 @@ shift-battery: setup
 # Referral, sensitivity and a local calibration on three simulated clinics' phantoms, same model.
 site-shift: $(EDGE_VENV)/.installed
 	$(EDGE_VENV)/bin/python benchmarks/site_shift.py --model demo-run/pipeline/serving/latest
+
+# docs/dicom-secondary-capture.png: the node's Secondary Capture of a phantom (docs/dicom-node.md).
+dicom-picture: $(EDGE_VENV)/.installed
+	$(EDGE_VENV)/bin/python -m tools.dicom_picture --model tests/edge/data/golden_fp32.tflite
 
 pi-check: $(EDGE_VENV)/.installed
 	bash tools/pi_check.sh
