@@ -10,23 +10,30 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
 from edge.dicom_net.node import Busy, DicomNode
 
 log = logging.getLogger(__name__)
 
-# Uncompressed syntaxes and the compressed ones pydicom decodes with Pillow alone; a sender
-# offers uncompressed too, so a unit that compresses falls back to what the decoder reads.
-TRANSFER_SYNTAXES = [
+# The node's preference, first to last (pynetdicom accepts the first of ours that the sender
+# offers): lossless syntaxes the decoder reads (JPEG-LS via pyjpegls, which highdicom brings;
+# RLE), then uncompressed (a sender converts its JPEG lossless to it), then the lossy ones it
+# reads, then every other syntax, so a unit that can send nothing else still gets a record
+# saying why its image was not read (unsupported_dicom) instead of a refused association.
+DECODED_SYNTAXES = [
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.5",  # RLE Lossless
     "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
     "1.2.840.10008.1.2",  # Implicit VR Little Endian
     "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
     "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old units)
-    "1.2.840.10008.1.2.5",  # RLE Lossless (pydicom's own decoder)
     "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Pillow)
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
 ]
+TRANSFER_SYNTAXES = DECODED_SYNTAXES + [
+    uid for uid in ALL_TRANSFER_SYNTAXES if uid not in DECODED_SYNTAXES]
 STORED = 0x0000
 OUT_OF_RESOURCES = 0xA700  # the sender retries later
 CANNOT_UNDERSTAND = 0xC000

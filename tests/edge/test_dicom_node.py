@@ -105,6 +105,22 @@ def test_headers_are_checked_before_inference_and_every_object_is_recorded(tmp_p
                for r in got.values())
 
 
+def test_a_compressed_image_is_negotiated_and_decoded(tmp_path, model):
+    require("storescu")
+    dataset = write_radiograph(tmp_path / "plain.dcm")
+    dataset.compress(pydicom.uid.JPEGLSLossless)  # pyjpegls, which highdicom brings
+    dataset.save_as(tmp_path / "jpegls.dcm", enforce_file_format=True)
+    running = start_station(tmp_path, model)
+    try:
+        sent = storescu(running.station.dicom.port, [tmp_path / "jpegls.dcm"], NODE_AE,
+                        calling_ae=UNIT_AE, args=("--propose-jls-lossless",))
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        [record] = records(running).values()
+        assert record["predicted_class"], record
+    finally:
+        running.stop()
+
+
 def test_a_caller_not_on_the_allow_list_is_rejected(tmp_path, model):
     require("storescu", "echoscu")
     write_radiograph(tmp_path / "cr.dcm")
