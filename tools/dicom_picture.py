@@ -21,7 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from components.lib.demo_data import render_phantom
 from edge.dicom_net.node import DicomNode
-from edge.dicom_net.options import Caller, DicomOptions, Destination
+from edge.dicom_net.options import Caller, Destination, DicomOptions
 from edge.dicom_net.outbox import Outbox
 from edge.manifest import write_model_dir
 from edge.serve.options import ServeOptions
