@@ -22,11 +22,14 @@ edge_pytest=(run_pytest "$edge_venv/bin/python" "$@")
 
 # pytest exits 5 when a marker (`make test-fast`: -m "not slow") deselects every test of a
 # file or folder: nothing failed, so that counts as a pass.
+# Each process's wall time is printed, so a CI log says which folder grew.
 run_pytest() {
   local python=$1
   shift
+  local began=$SECONDS
   "$python" -m pytest -p no:cacheprovider "$@"
   local status=$?
+  echo "run_tests: $(( SECONDS - began )) s for ${*: -2}"
   [ "$status" -eq 5 ] && return 0
   return "$status"
 }
